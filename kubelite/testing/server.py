@@ -1,0 +1,104 @@
+"""Run a real `kubelite server` process for tests and benchmarks, and drive it with the real kubectl.
+
+The server runs as a child process on an ephemeral port with its own data directory; `stop()` ends
+it by PID (SIGTERM, then SIGKILL), so nothing outlives a test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KUBECTL = "/usr/bin/kubectl"
+
+
+@dataclass
+class ServerProcess:
+    data_dir: Path
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[str] | None = None
+    url: str = ""
+    port: int = 0
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig.yaml"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.data_dir / "server.log", "a")
+        args = [
+            sys.executable,
+            "-m",
+            "kubelite.cli",
+            "server",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--bind-address",
+            "127.0.0.1",
+            *self.extra_args,
+        ]
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        deadline = time.monotonic() + timeout
+        assert self.process.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            if "listening on" in line:
+                self.url = line.strip().rsplit(" ", 1)[-1]
+                self.port = int(self.url.rsplit(":", 1)[-1])
+            if line.startswith("export KUBECONFIG="):
+                return self
+        self.stop()
+        raise RuntimeError(
+            f"kubelite server did not start; log: {(self.data_dir / 'server.log').read_text()[-3000:]}"
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        if self.process.stdout:
+            self.process.stdout.close()
+        self._log.close()
+        self.process = None
+
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60.0,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real kubectl against this server, with its own HOME (discovery cache)."""
+        home = self.data_dir / "home"
+        home.mkdir(exist_ok=True)
+        full_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "KUBECONFIG": str(self.kubeconfig),
+            **(env or {}),
+        }
+        result = subprocess.run(
+            [KUBECTL, *args], input=input, capture_output=True, text=True, timeout=timeout, env=full_env
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+            )
+        return result
