@@ -127,10 +127,11 @@ async def run(objects: int, concurrency: int, server: ServerProcess, tmp: Path) 
             f"watch      delivery after create: p50 {percentile(delivery, 0.5) * 1000:7.2f} ms"
             f"  p99 {percentile(delivery, 0.99) * 1000:7.2f} ms  ({len(delivery)} events)"
         )
+        assert server.process is not None
+        print(f"server RSS {rss_mib(server.process.pid):.1f} MiB after creating {objects} objects")
         await timed_phase("get", objects, concurrency, get)
         await timed_phase("list", max(10, min(100, 200_000 // objects)), 4, list_all)
-        assert server.process is not None
-        print(f"server RSS {rss_mib(server.process.pid):.1f} MiB with {objects} objects")
+        print(f"server RSS {rss_mib(server.process.pid):.1f} MiB after the list phase")
 
 
 def main() -> None:

@@ -15,6 +15,9 @@ at most 100.  The API server then either
   header per path (`unknown_field_warnings`), or
 * Ignore: drops them silently.
 
+Either way the decoded Go struct has nowhere to keep them, so the stored object never holds them:
+`prune_unknown_fields` returns the copy to store, without exactly the fields reported.
+
 For patches upstream wraps the same strict text differently (422 `…patch: Invalid value: …`); that
 wording belongs to the patch handler.
 
@@ -35,6 +38,7 @@ detected (JSON decoders here keep the last one).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator
@@ -91,11 +95,32 @@ def find_unknown_fields(obj: Any, gvk: GroupVersionKind, schemas: Schemas) -> li
 def unknown_fields(obj: Any, root: dict[str, Any], schemas: Schemas) -> list[str]:
     """`find_unknown_fields` against an explicit schema (CRD structural schemas use this)."""
     out: dict[str, None] = {}
-    for path in _Walker(schemas).unknown(obj, root, ""):
+    for path, _, _ in _Walker(schemas).unknown(obj, root, ""):
         out.setdefault(path)
         if len(out) >= MAX_STRICT_ERRORS:
             break
     return list(out)
+
+
+def prune_unknown_fields(obj: dict[str, Any], gvk: GroupVersionKind, schemas: Schemas) -> dict[str, Any]:
+    """A copy of `obj` without the fields `find_unknown_fields` reports (all of them, not only the
+    first 100): what upstream stores after a Warn or Ignore decode.  `obj` is not changed; kinds
+    without a published schema come back as an unpruned copy."""
+    root = schemas.for_kind(gvk)
+    return copy.deepcopy(obj) if root is None else prune_with_schema(obj, root, schemas)
+
+
+def prune_with_schema(obj: dict[str, Any], root: dict[str, Any], schemas: Schemas) -> dict[str, Any]:
+    """`prune_unknown_fields` against an explicit schema (CRD structural schemas use this).  The
+    root's `apiVersion`, `kind` and `metadata` are kept even when the schema does not list them."""
+    out = copy.deepcopy(obj)
+    # collect first: the walk iterates the very dicts that lose keys
+    found = [(parent, key) for _, parent, key in _Walker(schemas).unknown(out, root, "")]
+    for parent, key in found:
+        if parent is out and key in EMBEDDED_KEYS:
+            continue
+        parent.pop(key, None)
+    return out
 
 
 def type_errors(obj: Any, gvk: GroupVersionKind, schemas: Schemas) -> list[Cause]:
@@ -183,9 +208,9 @@ class _Walker:
             node = self.schemas.definitions[name]
         return node, name
 
-    # unknown fields
+    # unknown fields: yields (path, the dict holding the field, its key), so callers can report or drop it
 
-    def unknown(self, value: Any, node: dict[str, Any], path: str) -> Iterator[str]:
+    def unknown(self, value: Any, node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any], str]]:
         outer = node
         node, name = self.resolve(node)
         if name in OPAQUE:
@@ -210,7 +235,7 @@ class _Walker:
                     if sub is not None:
                         yield from self.unknown(item, sub, _join(path, key))
                     elif not preserve and not (embedded and key in EMBEDDED_KEYS):
-                        yield _join(path, key)
+                        yield _join(path, key), value, key
         elif isinstance(value, list):
             items = node.get("items")
             if isinstance(items, dict):

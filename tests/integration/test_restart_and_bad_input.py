@@ -48,8 +48,9 @@ class RawClient:
             with urllib.request.urlopen(req, context=self.context) as response:
                 return response.status, json.loads(response.read() or b"null"), dict(response.headers)
         except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            return exc.code, json.loads(raw) if raw else None, dict(exc.headers)
+            with exc:
+                raw = exc.read()
+                return exc.code, json.loads(raw) if raw else None, dict(exc.headers)
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +180,7 @@ def test_unauthenticated_requests_are_refused(server: ServerProcess) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(server.url + CM_PATH, context=context)
     assert refused.value.code == 401
+    refused.value.close()
     with urllib.request.urlopen(server.url + "/healthz", context=context) as health:
         assert health.read() == b"ok"
 

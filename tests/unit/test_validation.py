@@ -371,3 +371,313 @@ def test_base64_offsets_follow_go(text: str, offset: int | None) -> None:
 )
 def test_quantity_parsing_follows_go(value: Any, problem: str | None) -> None:
     assert validation.quantity_error(value) == problem
+
+
+# -- pruning ---------------------------------------------------------------------------------------
+
+
+POD = GroupVersionKind("", "v1", "Pod")
+SERVICE = GroupVersionKind("", "v1", "Service")
+CONFIGMAP = GroupVersionKind("", "v1", "ConfigMap")
+
+
+def messy_deployment() -> dict[str, Any]:
+    """A Deployment with unknown fields at every depth: root, metadata, spec, list items, map values."""
+    obj = deployment(replicass=3)
+    obj["bogus"] = {"deep": [1, 2]}
+    obj["metadata"]["bogus"] = 1
+    obj["metadata"]["annotations"] = {"any.thing/at-all": "x"}
+    obj["metadata"]["managedFields"] = [{"manager": "m", "fieldsV1": {"f:spec": {"f:x": {}}}, "bogus": 1}]
+    obj["spec"]["strategy"]["rollingUpdate"]["bogus"] = True
+    template = obj["spec"]["template"]
+    template["metadata"]["bogus"] = "x"
+    pod = template["spec"]
+    pod["bogus"] = None
+    pod["nodeSelector"] = {"disk": "ssd"}
+    container = pod["containers"][0]
+    container["bogus"] = {"a": 1}
+    container["ports"].append({"containerPort": 443, "bogus": 1})
+    container["env"][0]["valueFrom"] = {"fieldRef": {"fieldPath": "metadata.name", "bogus": 1}}
+    container["resources"]["bogus"] = 1
+    pod["containers"].append({"name": "side", "image": "busybox", "bogus": 2})
+    pod["volumes"] = [{"name": "v", "configMap": {"name": "cm", "bogus": 1}}]
+    return obj
+
+
+def pod() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default", "labels": {"a": "b"}, "bogus": 1},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "busybox",
+                    "command": ["sh", "-c", "sleep 1"],
+                    "livenessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 5, "bogus": 1},
+                    "securityContext": {"capabilities": {"add": ["NET_ADMIN"], "bogus": []}},
+                    "volumeMounts": [{"name": "data", "mountPath": "/data", "bogus": "x"}],
+                }
+            ],
+            "initContainers": [{"name": "init", "image": "busybox", "bogus": 1}],
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "k", "operator": "In", "values": ["v"], "bogus": 1}]}
+                        ]
+                    }
+                }
+            },
+            "tolerations": [{"key": "k", "operator": "Exists", "bogus": 1}],
+            "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Gi", "bogus": 1}}],
+            "bogus": {"x": 1},
+        },
+        "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False", "bogus": 1}]},
+    }
+
+
+def service() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "s", "annotations": {"bogus": "kept: a map value"}},
+        "spec": {
+            "selector": {"app": "web", "bogus": "kept too"},
+            "ports": [
+                {"name": "http", "port": 80, "targetPort": "http", "bogus": 1},
+                {"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"},
+            ],
+            "type": "ClusterIP",
+            "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10, "bogus": 1}},
+            "bogus": 1,
+        },
+        "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4", "bogus": 1}]}},
+    }
+
+
+def configmap() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm", "bogus": 1},
+        "data": {"bogus": "a key, not a field", "config.yaml": "a: 1\n"},
+        "binaryData": {"blob": "aGVsbG8="},
+        "immutable": False,
+        "bogus": 1,
+    }
+
+
+def test_prune_removes_nested_unknown_fields(schemas: Schemas) -> None:
+    pruned = validation.prune_unknown_fields(messy_deployment(), DEPLOYMENT, schemas)
+    assert "bogus" not in pruned and "replicass" not in pruned["spec"]
+    assert pruned["metadata"] == {
+        "name": "web",
+        "labels": {"app": "web"},
+        "annotations": {"any.thing/at-all": "x"},
+        "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {"f:x": {}}}}],
+    }
+    assert pruned["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1},
+    }
+    template = pruned["spec"]["template"]
+    assert template["metadata"] == {"labels": {"app": "web"}}
+    pod_spec = template["spec"]
+    assert "bogus" not in pod_spec
+    assert pod_spec["nodeSelector"] == {"disk": "ssd"}
+    first, second = pod_spec["containers"]
+    assert first == {
+        "name": "nginx",
+        "image": "nginx",
+        "ports": [{"containerPort": 80}, {"containerPort": 443}],
+        "env": [{"name": "A", "value": "1", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "resources": {"limits": {"cpu": "500m", "memory": "1Gi"}, "requests": {"cpu": 0.5}},
+    }
+    assert second == {"name": "side", "image": "busybox"}
+    assert pod_spec["volumes"] == [{"name": "v", "configMap": {"name": "cm"}}]
+
+
+def test_prune_keeps_a_valid_object_unchanged(schemas: Schemas) -> None:
+    assert validation.prune_unknown_fields(deployment(), DEPLOYMENT, schemas) == deployment()
+
+
+def test_prune_does_not_mutate_its_input(schemas: Schemas) -> None:
+    obj = messy_deployment()
+    before = copy.deepcopy(obj)
+    pruned = validation.prune_unknown_fields(obj, DEPLOYMENT, schemas)
+    assert obj == before
+    assert pruned != obj
+    # nothing shared: changing the copy leaves the input alone
+    pruned["spec"]["template"]["spec"]["containers"][0]["ports"].clear()
+    pruned["metadata"]["labels"]["x"] = "y"
+    assert obj == before
+
+
+@pytest.mark.parametrize(
+    ("make", "gvk"),
+    [(messy_deployment, DEPLOYMENT), (pod, POD), (service, SERVICE), (configmap, CONFIGMAP)],
+)
+def test_pruned_objects_have_no_unknown_fields(schemas: Schemas, make: Any, gvk: GroupVersionKind) -> None:
+    obj = make()
+    assert validation.find_unknown_fields(obj, gvk, schemas)  # the fixtures do carry unknown fields
+    pruned = validation.prune_unknown_fields(obj, gvk, schemas)
+    assert validation.find_unknown_fields(pruned, gvk, schemas) == []
+    assert validation.type_errors(pruned, gvk, schemas) == []
+    assert pruned["apiVersion"] == obj["apiVersion"] and pruned["kind"] == obj["kind"]
+    assert pruned["metadata"]["name"] == obj["metadata"]["name"]
+
+
+def test_prune_removes_exactly_the_reported_paths(schemas: Schemas) -> None:
+    obj = pod()
+    reported = validation.find_unknown_fields(obj, POD, schemas)
+    pruned = validation.prune_unknown_fields(obj, POD, schemas)
+    for path in reported:
+        assert _lookup(obj, path) is not _MISSING
+        assert _lookup(pruned, path) is _MISSING
+    # everything else survives: putting the reported fields back restores the input
+    restored = pruned
+    for path in reported:
+        restored = at(restored, path, _lookup(obj, path))
+    assert restored == obj
+
+
+def test_prune_keeps_map_values_that_look_like_unknown_fields(schemas: Schemas) -> None:
+    pruned = validation.prune_unknown_fields(service(), SERVICE, schemas)
+    assert pruned["metadata"]["annotations"] == {"bogus": "kept: a map value"}
+    assert pruned["spec"]["selector"] == {"app": "web", "bogus": "kept too"}
+    assert pruned["spec"]["ports"][0] == {"name": "http", "port": 80, "targetPort": "http"}
+    assert pruned["status"] == {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}
+    cm = validation.prune_unknown_fields(configmap(), CONFIGMAP, schemas)
+    assert cm == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm"},
+        "data": {"bogus": "a key, not a field", "config.yaml": "a: 1\n"},
+        "binaryData": {"blob": "aGVsbG8="},
+        "immutable": False,
+    }
+
+
+def test_prune_leaves_opaque_types_intact(schemas: Schemas) -> None:
+    revision = {
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "metadata": {"name": "r", "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {"f:x": {}}}}]},
+        "revision": 1,
+        "data": {"spec": {"anything": {"goes": [1, 2]}}},
+        "bogus": 1,
+    }
+    pruned = validation.prune_unknown_fields(revision, REVISION, schemas)
+    expected = copy.deepcopy(revision)
+    del expected["bogus"]
+    assert pruned == expected
+
+
+def test_prune_with_schema_keeps_preserved_and_embedded_subtrees() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "size": {"type": "integer"},
+                    "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                    "mixed": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                        "properties": {"known": {"type": "object", "properties": {"a": {"type": "string"}}}},
+                    },
+                    "items": {
+                        "type": "array",
+                        "items": {"type": "object", "properties": {"n": {"type": "string"}}},
+                    },
+                    "byName": {
+                        "type": "object",
+                        "additionalProperties": {"type": "object", "properties": {"v": {"type": "integer"}}},
+                    },
+                    "template": {
+                        "type": "object",
+                        "x-kubernetes-embedded-resource": True,
+                        "properties": {"spec": {"type": "object", "properties": {"x": {"type": "string"}}}},
+                    },
+                },
+            }
+        },
+    }
+    obj = {
+        "apiVersion": "example.com/v1",
+        "kind": "Thing",
+        "metadata": {"name": "t"},
+        "spec": {
+            "size": 1,
+            "free": {"deep": {"er": 1}},
+            "mixed": {"other": 1, "known": {"a": "x", "b": 2}},
+            "items": [{"n": "a", "drop": 1}, {"n": "b"}],
+            "byName": {"one": {"v": 1, "drop": 1}, "two": {"v": 2}},
+            "template": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "p"},
+                "spec": {"x": "y", "z": 1},
+                "stray": 1,
+            },
+            "extra": True,
+        },
+    }
+    before = copy.deepcopy(obj)
+    pruned = validation.prune_with_schema(obj, schema, load_schemas())
+    assert obj == before
+    assert pruned == {
+        "apiVersion": "example.com/v1",  # the root's apiVersion/kind/metadata stay though unlisted
+        "kind": "Thing",
+        "metadata": {"name": "t"},
+        "spec": {
+            "size": 1,
+            "free": {"deep": {"er": 1}},
+            "mixed": {"other": 1, "known": {"a": "x"}},
+            "items": [{"n": "a"}, {"n": "b"}],
+            "byName": {"one": {"v": 1}, "two": {"v": 2}},
+            "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"x": "y"}},
+        },
+    }
+    # this root schema does not list them, so the detector still names the root's own keys; nothing else
+    remaining = validation.unknown_fields(pruned, schema, load_schemas())
+    assert [path for path in remaining if path not in validation.EMBEDDED_KEYS] == []
+
+
+def test_prune_removes_more_than_the_reported_cap(schemas: Schemas) -> None:
+    obj = deployment()
+    obj["spec"]["template"]["spec"]["containers"] = [
+        {"name": f"c{i}", "image": "x", "bogus": 1} for i in range(150)
+    ]
+    pruned = validation.prune_unknown_fields(obj, DEPLOYMENT, schemas)
+    assert all("bogus" not in c for c in pruned["spec"]["template"]["spec"]["containers"])
+    assert validation.find_unknown_fields(pruned, DEPLOYMENT, schemas) == []
+
+
+def test_prune_copies_kinds_without_schema(schemas: Schemas) -> None:
+    gvk = GroupVersionKind("metrics.k8s.io", "v1beta1", "PodMetrics")
+    obj = {"x": {"y": 1}}
+    pruned = validation.prune_unknown_fields(obj, gvk, schemas)
+    assert pruned == obj and pruned is not obj and pruned["x"] is not obj["x"]
+
+
+_MISSING = object()
+
+
+def _lookup(obj: Any, path: str) -> Any:
+    """The value at a dotted path (`[i]` for list items), or `_MISSING`."""
+    node = obj
+    for part in path.replace("[", ".[").split("."):
+        if part.startswith("["):
+            index = int(part[1:-1])
+            if not isinstance(node, list) or index >= len(node):
+                return _MISSING
+            node = node[index]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return _MISSING
+    return node

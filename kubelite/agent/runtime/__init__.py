@@ -1,0 +1,41 @@
+"""Container runtimes of the node agent: the CRI-shaped `Runtime` protocol and its implementations."""
+
+from kubelite.agent.runtime.interface import (
+    ContainerConfig,
+    ContainerRuntimeError,
+    ContainerState,
+    ContainerStats,
+    ContainerStatus,
+    ExecProcess,
+    ExecResult,
+    InvalidArgumentError,
+    InvalidStateError,
+    NotFoundError,
+    PodSandboxConfig,
+    PodSandboxStatus,
+    Resources,
+    Runtime,
+    SandboxState,
+    StartError,
+    UnsupportedError,
+)
+
+__all__ = [
+    "ContainerConfig",
+    "ContainerRuntimeError",
+    "ContainerState",
+    "ContainerStats",
+    "ContainerStatus",
+    "ExecProcess",
+    "ExecResult",
+    "InvalidArgumentError",
+    "InvalidStateError",
+    "NotFoundError",
+    "PodSandboxConfig",
+    "PodSandboxStatus",
+    "Resources",
+    "Runtime",
+    "SandboxState",
+    "StartError",
+    "UnsupportedError",
+]
