@@ -217,3 +217,35 @@ def test_restart_keeps_objects_and_watch_history(tmp_path: Path) -> None:
         )
     finally:
         server.stop()
+
+
+def test_generate_name_paging_and_finalizers(raw: RawClient) -> None:
+    names = []
+    for _ in range(5):
+        status, made, _ = raw.request("POST", CM_PATH, b'{"metadata":{"generateName":"page-","labels":{"pg":"1"}}}')
+        assert status == 201
+        assert made["metadata"]["name"].startswith("page-") and len(made["metadata"]["name"]) == 10
+        names.append(made["metadata"]["name"])
+    seen, token = [], ""
+    while True:
+        query = "?labelSelector=pg%3D1&limit=2" + (f"&continue={token}" if token else "")
+        status, page, _ = raw.request("GET", CM_PATH + query)
+        assert status == 200 and len(page["items"]) <= 2
+        seen += [i["metadata"]["name"] for i in page["items"]]
+        token = page["metadata"].get("continue", "")
+        if not token:
+            break
+    assert seen == sorted(names)
+
+    status, _, _ = raw.request("POST", CM_PATH, b'{"metadata":{"name":"held","finalizers":["example.com/hold"]}}')
+    assert status == 201
+    status, held, _ = raw.request("DELETE", CM_PATH + "/held")
+    assert status in (200, 202)
+    assert held["metadata"]["deletionTimestamp"]
+    status, still, _ = raw.request("GET", CM_PATH + "/held")
+    assert status == 200 and still["metadata"]["finalizers"] == ["example.com/hold"]
+    status, _, _ = raw.request("PATCH", CM_PATH + "/held", b'{"metadata":{"finalizers":null}}',
+                               "application/merge-patch+json")
+    assert status == 200
+    status, _, _ = raw.request("GET", CM_PATH + "/held")
+    assert status == 404
