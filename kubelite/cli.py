@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import os
 import signal
 import socket
 import sys
@@ -33,14 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="state, certificates and kubeconfig")
     server.add_argument("--bind-address", default="127.0.0.1")
     server.add_argument("--port", type=int, default=6443, help="HTTPS port (0 picks a free one)")
-    server.add_argument(
-        "--datastore", default="", help="sqlite:///<path> (default: sqlite:///<data-dir>/state.db)"
-    )
+    server.add_argument("--datastore", default="", help="sqlite:///<path> (default: sqlite:///<data-dir>/state.db)")
     server.add_argument("--write-kubeconfig", default="", help="default: <data-dir>/kubeconfig.yaml")
     server.add_argument("--advertise-address", default="", help="address written into the kubeconfig")
-    server.add_argument(
-        "--tls-san", action="append", default=[], help="extra name or IP for the serving cert"
-    )
+    server.add_argument("--tls-san", action="append", default=[], help="extra name or IP for the serving cert")
     server.add_argument("--log-level", default="INFO")
     return parser
 
@@ -97,9 +91,7 @@ async def run_server(args: argparse.Namespace) -> int:
     url = f"https://{_url_host(host_for_clients)}:{port}"
     server.discovery.server_address = f"{_url_host(host_for_clients)}:{port}"
     kubeconfig_path = Path(args.write_kubeconfig or data_dir / "kubeconfig.yaml")
-    write_kubeconfig(
-        kubeconfig_path, render_kubeconfig(url, pki.ca_cert_pem, pki.admin_cert_pem, pki.admin_key_pem)
-    )
+    write_kubeconfig(kubeconfig_path, render_kubeconfig(url, pki.ca_cert_pem, pki.admin_cert_pem, pki.admin_key_pem))
     print(f"kubelite API server listening on {url}", flush=True)
     print(f"export KUBECONFIG={kubeconfig_path}", flush=True)
 
@@ -127,14 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if args.command == "server":
-        with contextlib.suppress(ImportError):
+        try:
             import uvloop
 
-            uvloop.install() if sys.version_info < (3, 12) else None
-        return asyncio.run(run_server(args))
+            run = uvloop.run
+        except ImportError:
+            run = asyncio.run
+        return run(run_server(args))
     return 2
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())

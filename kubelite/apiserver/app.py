@@ -12,7 +12,6 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -242,13 +241,8 @@ async def serve(
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
     await site.start()
-    sockets = [s for s in ((runner.server and site._server.sockets) or [])]  # type: ignore[union-attr]
-    bound = sockets[0].getsockname()[1] if sockets else port
+    bound = runner.addresses[0][1] if runner.addresses else port
     return runner, bound
 
 
 __all__ = ["ApiServer", "ApiServerConfig", "Identity", "serve"]
-
-
-def _unused(_: Any) -> None:  # pragma: no cover
-    pass

@@ -58,9 +58,7 @@ class ResourceHandlers:
         if info.name is None:
             if method == "GET":
                 if is_watch:
-                    return await serve_watch(
-                        request, self.store.cache, resource, namespace, None, _view(request)
-                    )
+                    return await serve_watch(request, self.store.cache, resource, namespace, None, _view(request))
                 return self.list(request, resource, namespace)
             if method == "POST":
                 return await self.create(request, resource, namespace)
@@ -69,9 +67,7 @@ class ResourceHandlers:
             raise errors.method_not_supported(resource.plural, resource.group, method.lower())
         if method == "GET":
             if is_watch:
-                return await serve_watch(
-                    request, self.store.cache, resource, namespace, info.name, _view(request)
-                )
+                return await serve_watch(request, self.store.cache, resource, namespace, info.name, _view(request))
             return self.get(request, resource, namespace, info.name)
         if method == "PUT":
             return await self.update(request, resource, namespace, info.name, "")
@@ -135,9 +131,7 @@ class ResourceHandlers:
             continue_token = _encode_continue(entries[-1].key, revision)
         form = negotiation.response_form(request.headers.get("Accept"))
         if form.shape == "table":
-            return _json(
-                self._table(request, resource, [e.obj for e in entries], revision, continue_token, form)
-            )
+            return _json(self._table(request, resource, [e.obj for e in entries], revision, continue_token, form))
         if form.shape == "partial":
             return _json(
                 {
@@ -275,9 +269,7 @@ class ResourceHandlers:
             lambda: patch.apply_strategic_merge_patch(current, document, schema, self.schemas)
         )
 
-    async def delete(
-        self, request: web.Request, resource: Resource, namespace: str | None, name: str
-    ) -> web.Response:
+    async def delete(self, request: web.Request, resource: Resource, namespace: str | None, name: str) -> web.Response:
         options = await self._delete_options(request)
         obj, deleted_now = await self.store.delete(resource, namespace, name, options)
         obj = convert(obj, _view(request).api_version)
@@ -291,13 +283,9 @@ class ResourceHandlers:
             details["group"] = resource.group
         details["kind"] = resource.plural
         details["uid"] = meta.get("uid")
-        return _json(
-            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
-        )
+        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 
-    async def delete_collection(
-        self, request: web.Request, resource: Resource, namespace: str | None
-    ) -> web.Response:
+    async def delete_collection(self, request: web.Request, resource: Resource, namespace: str | None) -> web.Response:
         if "deletecollection" not in resource.verbs:
             raise errors.method_not_supported(resource.plural, resource.group, "deletecollection")
         options = await self._delete_options(request)
@@ -323,9 +311,7 @@ class ResourceHandlers:
 
     # -- scale ------------------------------------------------------------------------------------
 
-    async def _scale(
-        self, request: web.Request, resource: Resource, namespace: str | None, name: str
-    ) -> web.Response:
+    async def _scale(self, request: web.Request, resource: Resource, namespace: str | None, name: str) -> web.Response:
         method = request.method
         if method == "GET":
             return _json(scale_of(self.store.get(resource, namespace, name)))
@@ -386,9 +372,7 @@ class ResourceHandlers:
         document = negotiation.decode_json(raw)
         if patch_type == negotiation.JSON_PATCH and isinstance(document, list):
             return lambda scale: _run_patch(lambda: patch.apply_json_patch(scale, document))
-        if patch_type in (negotiation.MERGE_PATCH, negotiation.STRATEGIC_MERGE_PATCH) and isinstance(
-            document, dict
-        ):
+        if patch_type in (negotiation.MERGE_PATCH, negotiation.STRATEGIC_MERGE_PATCH) and isinstance(document, dict):
             return lambda scale: _run_patch(lambda: patch.apply_merge_patch(scale, document))
         raise errors.unsupported_media_type(
             patch_type, [negotiation.JSON_PATCH, negotiation.MERGE_PATCH, negotiation.STRATEGIC_MERGE_PATCH]
@@ -432,15 +416,15 @@ class ResourceHandlers:
             raise errors.bad_request(
                 f"fieldValidation parameter unsupported: {validation_mode}, must be one of Ignore, Warn or Strict"
             )
-        options = WriteOptions(dry_run=bool(dry_run), field_manager=query.get("fieldManager", ""))
-        options.field_validation = validation_mode  # type: ignore[attr-defined]
-        return options
+        return WriteOptions(
+            dry_run=bool(dry_run), field_manager=query.get("fieldManager", ""), field_validation=validation_mode
+        )
 
     def _check_fields(
         self, request: web.Request, resource: Resource, obj: dict[str, Any], options: WriteOptions
     ) -> dict[str, Any]:
         """Type errors → 400; unknown fields → 400 (Strict), a Warning (Warn) or nothing (Ignore); pruned."""
-        mode = getattr(options, "field_validation", "Warn")
+        mode = options.field_validation
         gvk = GroupVersionKind(resource.group, resource.version, resource.kind)
         type_causes = validation.type_errors(obj, gvk, self.schemas)
         if type_causes:
@@ -509,9 +493,7 @@ class ObjectMatcher:
         return cls(labels, fields, resource)
 
     def matches(self, obj: dict[str, Any]) -> bool:
-        if self.labels is not None and not self.labels.matches(
-            (obj.get("metadata") or {}).get("labels") or {}
-        ):
+        if self.labels is not None and not self.labels.matches((obj.get("metadata") or {}).get("labels") or {}):
             return False
         if self.fields is not None and not self.fields.matches(
             selectors.field_set(self.resource.plural, obj, group=self.resource.group)
@@ -531,9 +513,7 @@ def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
         selector_text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
     else:
         selector_text = ""
-    scale_meta = {
-        k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
-    }
+    scale_meta = {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta}
     out: dict[str, Any] = {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",

@@ -21,7 +21,7 @@ import orjson
 
 from kubelite.apiserver.registry import strategy
 from kubelite.machinery import errors
-from kubelite.machinery.errors import ApiError, Cause
+from kubelite.machinery.errors import Cause
 from kubelite.machinery.meta import deep_copy, generate_name, new_uid, now, rfc3339
 from kubelite.machinery.resources import Resource
 from kubelite.storage.cache import Entry, WatchCache
@@ -30,15 +30,14 @@ from kubelite.storage.interface import Backend, KeyExists, KeyNotFound, Revision
 log = logging.getLogger(__name__)
 
 MAX_PATCH_RETRIES = 10
-OPTIMISTIC_LOCK_MESSAGE = (
-    "the object has been modified; please apply your changes to the latest version and try again"
-)
+OPTIMISTIC_LOCK_MESSAGE = "the object has been modified; please apply your changes to the latest version and try again"
 
 
 @dataclass
 class WriteOptions:
     dry_run: bool = False
     field_manager: str = ""
+    field_validation: str = "Warn"  # Strict | Warn | Ignore
     warnings: list[str] = field(default_factory=list)
 
 
@@ -66,8 +65,6 @@ class ObjectStore:
     def __init__(self, backend: Backend, cache: WatchCache) -> None:
         self.backend = backend
         self.cache = cache
-        # hooks other parts of the server register: called with (resource, new, old) before a write
-        self.admission: list[Callable[[Resource, dict[str, Any], dict[str, Any] | None], None]] = []
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -124,8 +121,6 @@ class ObjectStore:
         meta["creationTimestamp"] = rfc3339(now())
         strategy.prepare_for_create(resource, obj)
         self._check_namespace_accepts(resource, namespace)
-        for hook in self.admission:
-            hook(resource, obj, None)
         strategy.validate(resource, obj, None)
         if options.dry_run:
             if self.cache.get(resource.key(namespace, meta["name"])) is not None:
@@ -182,9 +177,7 @@ class ObjectStore:
             if wanted_rv and str(wanted_rv) != str(current.revision):
                 raise errors.conflict(resource.plural, resource.group, name, OPTIMISTIC_LOCK_MESSAGE)
             try:
-                return await self._write_update(
-                    resource, namespace, name, current, updated, options, subresource
-                )
+                return await self._write_update(resource, namespace, name, current, updated, options, subresource)
             except _Retry:
                 continue
         raise errors.conflict(resource.plural, resource.group, name, OPTIMISTIC_LOCK_MESSAGE)
@@ -204,11 +197,9 @@ class ObjectStore:
         new["apiVersion"] = resource.api_version
         new["kind"] = resource.kind
         strategy.prepare_for_update(resource, new, old, subresource=subresource)
-        for hook in self.admission:
-            hook(resource, new, old)
         strategy.validate(resource, new, old, subresource)
         meta = new["metadata"]
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and _is_finalized(resource, new):
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not strategy.needs_finalize(resource, new):
             # the last finalizer went away on an object being deleted: it is gone now
             if options.dry_run:
                 return new
@@ -220,9 +211,7 @@ class ObjectStore:
             return new
         key = resource.key(namespace, name)
         try:
-            revision = await self.backend.update(
-                key, encode_for_storage(new), expected_revision=current.revision
-            )
+            revision = await self.backend.update(key, encode_for_storage(new), expected_revision=current.revision)
         except RevisionMismatch:
             raise _Retry() from None
         except KeyNotFound:
@@ -244,9 +233,7 @@ class ObjectStore:
                     f"Precondition failed: UID in precondition: {options.precondition_uid}, "
                     f"UID in object meta: {meta.get('uid')}",
                 )
-            if options.precondition_resource_version and options.precondition_resource_version != str(
-                current.revision
-            ):
+            if options.precondition_resource_version and options.precondition_resource_version != str(current.revision):
                 raise errors.conflict(
                     resource.plural,
                     resource.group,
@@ -287,9 +274,7 @@ class ObjectStore:
                     umeta["deletionTimestamp"] = rfc3339(now() + timedelta(seconds=grace))
                     if grace == 0 and not umeta.get("finalizers"):
                         try:
-                            return await self._delete_now(
-                                resource, namespace, name, current, options.dry_run
-                            ), True
+                            return await self._delete_now(resource, namespace, name, current, options.dry_run), True
                         except _Retry:
                             continue
                 else:
@@ -370,8 +355,4 @@ def _same(new: dict[str, Any], old: dict[str, Any]) -> bool:
     return rest_new == rest_old
 
 
-def _is_finalized(resource: Resource, obj: dict[str, Any]) -> bool:
-    return not strategy.needs_finalize(resource, obj)
-
-
-__all__ = ["ApiError", "DeleteOptions", "ObjectStore", "WriteOptions"]
+__all__ = ["DeleteOptions", "ObjectStore", "WriteOptions"]

@@ -205,11 +205,7 @@ class WatchCache:
         return bucket
 
     def _to_cache_event(self, event: Event) -> CacheEvent:
-        prev = (
-            decode_entry(event.key, event.prev_value, event.revision)
-            if event.prev_value is not None
-            else None
-        )
+        prev = decode_entry(event.key, event.prev_value, event.revision) if event.prev_value is not None else None
         if event.type is EventType.DELETE:
             assert prev is not None
             return CacheEvent("DELETED", event.key, event.revision, prev, prev)
@@ -272,7 +268,7 @@ class WatchCache:
 
     def list(self, prefix: str) -> list[Entry]:
         """Entries under `prefix` (a resource's prefix, optionally narrowed to a namespace), sorted by key."""
-        name = self.bucket_of(prefix) if prefix.count("/") >= 4 else prefix
+        name = self.bucket_of(prefix)
         bucket = self._objects.get(name)
         if not bucket:
             return []
@@ -283,9 +279,6 @@ class WatchCache:
         if prefix == name:
             return [bucket[k] for k in keys]
         return [bucket[k] for k in keys if k.startswith(prefix)]
-
-    def count(self, prefix: str) -> int:
-        return len(self._objects.get(prefix, {}))
 
     def watch(self, prefix: str, since_revision: int | None) -> Watcher:
         """Register a watcher; with `since_revision`, first replay the window's events after it.
