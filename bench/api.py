@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kubelite-bench-") as tmp:
-        server = ServerProcess(Path(tmp) / "data").start()
+        server = ServerProcess(Path(tmp) / "data", extra_args=["--disable-agent", "--disable-scheduler"]).start()
         try:
             asyncio.run(run(args.objects, args.concurrency, server, Path(tmp)))
         finally:

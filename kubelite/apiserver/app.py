@@ -18,6 +18,7 @@ from aiohttp import web
 
 from kubelite.apiserver import discovery as discovery_module
 from kubelite.apiserver.handlers import ResourceHandlers
+from kubelite.apiserver.kubeletproxy import KubeletProxy
 from kubelite.apiserver.objects import ObjectStore, WriteOptions
 from kubelite.apiserver.openapi import OpenApiV3
 from kubelite.apiserver.requestinfo import parse_api_path
@@ -43,7 +44,8 @@ VERSION_INFO = {
     "platform": "linux/amd64",
 }
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
+# the join endpoints authenticate by themselves (kubelite.apiserver.auth.bootstrap)
+PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz", "/kubelite/v1/ca.crt", "/kubelite/v1/join")
 UNAUTHORIZED = ApiError(401, "Unauthorized", "Unauthorized")
 
 
@@ -53,6 +55,9 @@ class Identity:
     groups: tuple[str, ...] = ()
 
 
+IDENTITY_KEY = web.RequestKey("identity", Identity)
+
+
 @dataclass
 class ApiServerConfig:
     server_address: str = ""
@@ -60,6 +65,8 @@ class ApiServerConfig:
     authenticate: Callable[[web.Request], Identity | None] | None = None
     allow_anonymous: bool = False
     extra_routes: list[Callable[[web.Application], None]] = field(default_factory=list)
+    # client TLS for kubelet endpoints (pods/log, exec, attach, portforward); None: plain HTTP (tests)
+    kubelet_ssl_context: ssl.SSLContext | None = None
 
 
 class ApiServer:
@@ -74,7 +81,8 @@ class ApiServer:
         self.store = ObjectStore(backend, self.cache)
         self.discovery = discovery_module.Discovery(self.registry, self.config.server_address)
         self.openapi = OpenApiV3(self.registry, self.schemas)
-        self.handlers = ResourceHandlers(self.store, self.registry, self.schemas)
+        self.kubelet = KubeletProxy(self.store, self.registry, self.config.kubelet_ssl_context)
+        self.handlers = ResourceHandlers(self.store, self.registry, self.schemas, self.kubelet)
         self.app = self._build_app()
 
     async def start(self) -> None:
@@ -82,6 +90,7 @@ class ApiServer:
         await self._ensure_default_namespaces()
 
     async def close(self) -> None:
+        await self.kubelet.close()
         await self.cache.close()
 
     async def _ensure_default_namespaces(self) -> None:
@@ -144,7 +153,7 @@ class ApiServer:
             return True
         identity = self.config.authenticate(request)
         if identity is not None:
-            request["identity"] = identity
+            request[IDENTITY_KEY] = identity
             return True
         return self.config.allow_anonymous
 

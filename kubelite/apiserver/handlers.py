@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from kubelite.apiserver import negotiation, tables
+from kubelite.apiserver import negotiation, podsubresources, tables
+from kubelite.apiserver.kubeletproxy import STREAMING_SUBRESOURCES, KubeletProxy
 from kubelite.apiserver.negotiation import ResponseForm
 from kubelite.apiserver.objects import DeleteOptions, ObjectStore, WriteOptions
 from kubelite.apiserver.requestinfo import RequestInfo
@@ -27,14 +28,20 @@ from kubelite.machinery.resources import Resource, ResourceRegistry
 from kubelite.machinery.schema import GroupVersionKind, Schemas
 from kubelite.storage.cache import Entry
 
+# the resource as the client addresses it (its version may differ from the stored one)
+VIEW_KEY = web.RequestKey("view", Resource)
+
 FIELD_VALIDATION_VALUES = ("Strict", "Warn", "Ignore")
 
 
 class ResourceHandlers:
-    def __init__(self, store: ObjectStore, registry: ResourceRegistry, schemas: Schemas) -> None:
+    def __init__(
+        self, store: ObjectStore, registry: ResourceRegistry, schemas: Schemas, kubelet: KubeletProxy | None = None
+    ) -> None:
         self.store = store
         self.registry = registry
         self.schemas = schemas
+        self.kubelet = kubelet
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -44,7 +51,7 @@ class ResourceHandlers:
             raise errors.path_not_found()
         if info.namespace is not None and not resource.namespaced:
             raise errors.path_not_found()
-        request["view"] = resource
+        request[VIEW_KEY] = resource
         if resource.storage_version is not None:
             group = resource.storage_group if resource.storage_group is not None else resource.group
             stored = self.registry.get(group, resource.storage_version, resource.plural)
@@ -55,6 +62,8 @@ class ResourceHandlers:
         if info.subresource:
             return await self._subresource(request, resource, namespace, info)
         is_watch = info.legacy_watch or request.query.get("watch") in ("true", "1")
+        if resource.plural == "bindings" and not resource.group and info.name is None and method == "POST":
+            return await self._bind(request, namespace, None)
         if info.name is None:
             if method == "GET":
                 if is_watch:
@@ -96,6 +105,11 @@ class ResourceHandlers:
             return await self.update(request, resource, namespace, info.name, "finalize")
         elif sub.name == "scale":
             return await self._scale(request, resource, namespace, info.name)
+        elif resource.plural == "pods" and not resource.group and namespace is not None:
+            if sub.name == "binding" and method == "POST":
+                return await self._bind(request, namespace, info.name)
+            if sub.name in STREAMING_SUBRESOURCES and self.kubelet is not None:
+                return await self.kubelet.serve(request, sub.name, namespace, info.name)
         raise errors.method_not_supported(f"{resource.plural}/{sub.name}", resource.group, method.lower())
 
     # -- reads ------------------------------------------------------------------------------------
@@ -308,6 +322,19 @@ class ResourceHandlers:
                 "items": deleted,
             }
         )
+
+    # -- pods/binding ------------------------------------------------------------------------------
+
+    async def _bind(self, request: web.Request, namespace: str | None, name: str | None) -> web.Response:
+        """`pods/{name}/binding` (name from the URL) or the `bindings` collection (name from the body)."""
+        pods = self.registry.get("", "v1", "pods")
+        assert pods is not None
+        if namespace is None:
+            raise errors.path_not_found()
+        binding = podsubresources.parse_binding(await self._read_any(request), name, namespace=namespace)
+        options = self._write_options(request)
+        await podsubresources.bind_pod(self.store, pods, namespace, binding, dry_run=options.dry_run)
+        return _raw_json(podsubresources.BINDING_SUCCESS_BODY, status=201)
 
     # -- scale ------------------------------------------------------------------------------------
 
@@ -528,7 +555,7 @@ def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _view(request: web.Request) -> Resource:
     """The resource version the client addressed (objects may be stored in another version)."""
-    return request["view"]
+    return request[VIEW_KEY]
 
 
 def _converted(entry: Entry, view: Resource) -> Entry:

@@ -19,12 +19,14 @@ Events seen while pods are in flight are remembered, so a pod whose attempt fail
 state that changed meanwhile is not parked waiting for an event that already happened.
 
 Everything is synchronous and time comes from the injected clock (anything with `now()` in
-seconds), so tests need no sleeps; a blocking `pop` for the async shell can wrap this later.
-Not thread-safe: one owner.
+seconds), so tests need no sleeps.  `pop_wait` is the async shell's blocking pop: it also runs
+the two timers upstream runs in goroutines (backoff completion, the 30 s unschedulable flush), so
+it needs a clock with `sleep` too.  Not thread-safe: one owner, one event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import time
@@ -45,6 +47,7 @@ from kubelite.scheduler.nodeinfo import PodInfo, as_pod_info
 DEFAULT_INITIAL_BACKOFF = 1.0
 DEFAULT_MAX_BACKOFF = 10.0
 DEFAULT_MAX_IN_UNSCHEDULABLE = 300.0
+UNSCHEDULABLE_FLUSH_INTERVAL = 30.0
 
 SCHEDULING_GATES = "SchedulingGates"
 SCHEDULING_GATES_EVENTS = (ClusterEvent(POD, ActionType.UPDATE_POD_SCHEDULING_GATES_ELIMINATED),)
@@ -58,9 +61,16 @@ class Clock(Protocol):
     def now(self) -> float: ...
 
 
+class SleepingClock(Clock, Protocol):
+    async def sleep(self, seconds: float) -> None: ...
+
+
 class MonotonicClock:
     def now(self) -> float:
         return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(seconds, 0.0))
 
 
 class Strategy(Enum):
@@ -154,6 +164,8 @@ class SchedulingQueue:
         self._events: list[ClusterEvent] = []
         self._events_base = 0  # absolute index of self._events[0]
         self.scheduling_cycle = 0
+        self._changed = asyncio.Event()  # set when a pod becomes active or a backoff may end sooner
+        self._last_leftover_flush = self._clock.now()
 
     # --- the informer side: pending pods come and go --------------------------------------------
 
@@ -215,6 +227,29 @@ class SchedulingQueue:
             self._in_flight[key] = self._events_base + len(self._events)
             return queued
         return None
+
+    async def pop_wait(self) -> QueuedPodInfo:
+        """Wait until a pod is active and pop it (see `pop`).  Meanwhile, moves pods whose backoff
+        ended to active, and every `UNSCHEDULABLE_FLUSH_INTERVAL` requeues pods parked longer than
+        `max_in_unschedulable`.  Cancel to stop."""
+        clock: SleepingClock = self._clock  # type: ignore[assignment]
+        while True:
+            now = clock.now()
+            self.flush_backoff_completed()
+            if now - self._last_leftover_flush >= UNSCHEDULABLE_FLUSH_INTERVAL:
+                self._last_leftover_flush = now
+                self.flush_unschedulable_leftover()
+            queued = self.pop()
+            if queued is not None:
+                return queued
+            deadlines = [d for d in (self.next_backoff_expiry(),) if d is not None]
+            if self._unschedulable:
+                deadlines.append(self._last_leftover_flush + UNSCHEDULABLE_FLUSH_INTERVAL)
+            self._changed.clear()
+            if not deadlines:
+                await self._changed.wait()
+                continue
+            await _first_of(self._changed.wait(), clock.sleep(max(min(deadlines) - now, 0.0)))
 
     def done(self, key: str) -> None:
         """The attempt for `key` is over (bound, or given up); forget its in-flight events."""
@@ -348,12 +383,14 @@ class SchedulingQueue:
         self._active[queued.key] = queued
         self._active_seq[queued.key] = seq
         heapq.heappush(self._active_heap, (-queued.priority, queued.timestamp, seq, queued.key))
+        self._changed.set()
 
     def _push_backoff(self, queued: QueuedPodInfo) -> None:
         seq = next(self._seq)
         self._backoff[queued.key] = queued
         self._backoff_seq[queued.key] = seq
         heapq.heappush(self._backoff_heap, (self._backoff_expiry(queued), seq, queued.key))
+        self._changed.set()
 
     def _pop_backoff(self, key: str) -> QueuedPodInfo | None:
         self._backoff_seq.pop(key, None)
@@ -441,6 +478,17 @@ class SchedulingQueue:
         return strategy
 
 
+async def _first_of(*waits: Any) -> None:
+    """Await whichever coroutine finishes first; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 __all__ = [
     "ACTIVE",
     "BACKOFF",
@@ -449,10 +497,12 @@ __all__ = [
     "DEFAULT_MAX_IN_UNSCHEDULABLE",
     "SCHEDULING_GATES",
     "UNSCHEDULABLE",
+    "UNSCHEDULABLE_FLUSH_INTERVAL",
     "Clock",
     "MonotonicClock",
     "QueuedPodInfo",
     "SchedulingQueue",
+    "SleepingClock",
     "Strategy",
     "backoff_duration",
 ]

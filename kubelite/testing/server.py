@@ -1,7 +1,9 @@
 """Run a real `kubelite server` process for tests and benchmarks, and drive it with the real kubectl.
 
 The server runs as a child process on an ephemeral port with its own data directory; `stop()` ends
-it by PID (SIGTERM, then SIGKILL), so nothing outlives a test.
+it by PID (SIGTERM, then SIGKILL), so nothing outlives a test. With `netns` set (a name under /run/netns, e.g.
+a `NetnsLab` host's), the server and every `kubectl()` run inside that network namespace; pass
+`extra_args=["--bind-address", host.ip]` to serve on the lab address (the last --bind-address wins).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kubelite.testing.netns import netns_exec_prefix
+
 KUBECTL = "/usr/bin/kubectl"
 
 
@@ -24,6 +28,7 @@ class ServerProcess:
     process: subprocess.Popen[str] | None = None
     url: str = ""
     port: int = 0
+    netns: str | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -33,6 +38,7 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.data_dir / "server.log", "a")
         args = [
+            *netns_exec_prefix(self.netns),
             sys.executable,
             "-m",
             "kubelite.cli",
@@ -62,7 +68,7 @@ class ServerProcess:
             f"kubelite server did not start; log: {(self.data_dir / 'server.log').read_text()[-3000:]}"
         )
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
         if self.process is None:
             return
         if self.process.poll() is None:
@@ -95,7 +101,12 @@ class ServerProcess:
             **(env or {}),
         }
         result = subprocess.run(
-            [KUBECTL, *args], input=input, capture_output=True, text=True, timeout=timeout, env=full_env
+            [*netns_exec_prefix(self.netns), KUBECTL, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full_env,
         )
         if check and result.returncode != 0:
             raise AssertionError(

@@ -11,7 +11,8 @@ from kubelite.testing.server import ServerProcess
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(Path(tmp_path_factory.mktemp("kubelite"))).start()
+    # the API alone: pods here are objects, nothing runs them (tests/e2e has the running cluster)
+    process = ServerProcess(Path(tmp_path_factory.mktemp("kubelite")), extra_args=["--disable-agent"]).start()
     try:
         yield process
     finally:

@@ -223,6 +223,15 @@ class ProcessRuntime:
         self._containers.clear()
         self._sandboxes.clear()
 
+    async def remove_all(self) -> None:
+        """Remove every sandbox (killing what still runs) and then this runtime's cgroup root, if empty:
+        for an agent that stops its pods on the way out and leaves nothing behind (state, mounts, cgroups)."""
+        for sandbox_id in list(self._sandboxes):
+            await self.remove_pod_sandbox(sandbox_id)
+        root = self._cgroup(self._cgroup_root)
+        if root is not None and not root.children():
+            await asyncio.to_thread(root.remove)
+
     def _require_group(self) -> asyncio.TaskGroup:
         if self._group is None:
             raise InvalidStateError("the runtime is not started")
@@ -311,6 +320,14 @@ class ProcessRuntime:
             if sandbox.record.state != SandboxState.NOTREADY:
                 sandbox.record.state = SandboxState.NOTREADY
                 await self._save_sandbox(sandbox)
+            # a stopped sandbox never runs a container again: its namespace mounts go now, so a stopped
+            # agent leaves no mount behind in its data directory
+            await asyncio.to_thread(self._release_namespaces, sandbox.record)
+
+    @staticmethod
+    def _release_namespaces(record: SandboxRecord) -> None:
+        for path in record.namespaces.values():
+            release_namespace(Path(path))
 
     async def _kill_sandbox_containers(self, sandbox_id: str) -> None:
         async with asyncio.TaskGroup() as group:
@@ -332,8 +349,7 @@ class ProcessRuntime:
             self._sandboxes.pop(sandbox_id, None)
 
     def _remove_sandbox_blocking(self, record: SandboxRecord) -> None:
-        for path in record.namespaces.values():
-            release_namespace(Path(path))
+        self._release_namespaces(record)
         cgroup = self._cgroup(record.cgroup_parent)
         if cgroup is not None and not cgroup.children():  # another sandbox of the pod may use it
             cgroup.kill()

@@ -14,6 +14,9 @@ directory to a usable state:
   ``0644``; a key is written before its certificate, so a crash never leaves a certificate whose key
   is missing.  An advisory lock on ``.lock`` serialises servers sharing the directory.
 
+`sign_csr` signs a joining node's certificate requests (the signer, not the request, decides the
+subject), so node keys never leave their machine.
+
 Keys are ECDSA P-256: generation takes microseconds, and Go (kubectl, client-go) and OpenSSL accept
 them everywhere.  The module does blocking file I/O: call it before the event loop starts or through
 `asyncio.to_thread`.
@@ -44,7 +47,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 logger = logging.getLogger(__name__)
@@ -71,6 +74,8 @@ DEFAULT_DNS_NAMES = (
 DEFAULT_IPS = ("127.0.0.1", "::1")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# the key types a CSR may carry that we sign: what Go's crypto/tls and OpenSSL both accept
+CertificatePublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
 
 class PkiError(Exception):
@@ -246,6 +251,61 @@ def issue_serving_certificate(
         usage=ExtendedKeyUsageOID.SERVER_AUTH,
         dns_names=names,
         ips=addresses,
+        validity=validity,
+        now=now or _utcnow(),
+    )
+
+
+def sign_csr(
+    pki: ClusterPki,
+    csr_pem: bytes,
+    *,
+    common_name: str,
+    organizations: Iterable[str] = (),
+    server: bool = False,
+    validity: datetime.timedelta = LEAF_VALIDITY,
+    now: datetime.datetime | None = None,
+) -> bytes:
+    """Sign a PEM certificate signing request with the cluster CA; returns the certificate PEM.
+
+    The signer decides the identity, never the requester: the subject is `common_name` and
+    `organizations` whatever the CSR says.  ``server=False`` issues a client certificate (clientAuth,
+    no SANs); ``server=True`` a serving certificate (serverAuth) for the CSR's DNS and IP SANs, which
+    must name at least one.  The requester keeps its private key; only its public key travels.
+
+    Raises ValueError for a CSR that does not parse, whose self-signature does not verify, whose key
+    type is not supported, or (serving) that names no DNS name or IP.
+    """
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not a PEM certificate signing request: {exc}") from exc
+    if not csr.is_signature_valid:
+        raise ValueError("the certificate signing request's signature does not verify")
+    public_key = csr.public_key()
+    if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+        raise ValueError(f"unsupported key type {type(public_key).__name__}")
+    dns_names: list[str] = []
+    ips: list[IPAddress] = []
+    if server:
+        try:
+            san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            san = x509.SubjectAlternativeName([])
+        dns_names, ips = _serving_names(san.get_values_for_type(x509.DNSName), ())
+        ips += [ip for ip in san.get_values_for_type(x509.IPAddress) if ip not in ips]
+        if not dns_names and not ips:
+            raise ValueError("a serving certificate request must name at least one DNS name or IP")
+    ca_cert, ca_key = _load_ca(pki)
+    return _sign(
+        ca_cert,
+        ca_key,
+        public_key,
+        common_name=common_name,
+        organizations=tuple(organizations),
+        usage=ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH,
+        dns_names=dns_names,
+        ips=ips,
         validity=validity,
         now=now or _utcnow(),
     )
@@ -433,6 +493,35 @@ def _issue(
     now: datetime.datetime,
 ) -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
+    cert_pem = _sign(
+        ca_cert,
+        ca_key,
+        key.public_key(),
+        common_name=common_name,
+        organizations=organizations,
+        usage=usage,
+        dns_names=dns_names,
+        ips=ips,
+        validity=validity,
+        now=now,
+    )
+    return cert_pem, _key_pem(key)
+
+
+def _sign(
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    public_key: CertificatePublicKey,
+    *,
+    common_name: str,
+    organizations: Iterable[str],
+    usage: x509.ObjectIdentifier,
+    dns_names: Iterable[str] = (),
+    ips: Iterable[IPAddress] = (),
+    validity: datetime.timedelta = LEAF_VALIDITY,
+    now: datetime.datetime,
+) -> bytes:
+    """A leaf certificate for `public_key`, signed by the CA, as PEM."""
     subject = x509.Name(
         [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
         + [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
@@ -441,14 +530,14 @@ def _issue(
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(_serial())
         .not_valid_before(now - BACKDATE)
         .not_valid_after(min(now + validity, ca_cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(cert_sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(_authority_key_id(ca_cert, ca_key), critical=False)
     )
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
@@ -456,7 +545,7 @@ def _issue(
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _missing_sans(cert: x509.Certificate, dns_names: list[str], ips: list[IPAddress]) -> str | None:

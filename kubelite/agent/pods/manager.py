@@ -1,0 +1,206 @@
+"""`PodManager`: the node agent's pods — one `PodWorker` per pod bound to this node.
+
+Contracts:
+
+* Inputs are informers: pods with ``spec.nodeName=<node>`` and every Service (for the service
+  environment variables).  Handlers only hand the newest object to the pod's worker (keyed by uid, so
+  a pod re-created under the same name gets a fresh worker) and start workers; all work happens in
+  the workers, inside the manager's TaskGroup.
+* Start-up reconciles with the runtime before any worker starts: a sandbox whose pod uid is still
+  bound here is left for that pod's worker to adopt (running containers keep running, same ids); every
+  other sandbox is stopped and removed, then the runtime's orphans are cleaned up.
+* A worker that finished (its pod is gone) is forgotten; late events for its uid are ignored.
+* `shutdown(stop_pods=True)` (after `run` was cancelled) stops every container: processes never
+  outlive the agent.  With ``stop_pods=False`` they keep running for the next agent to adopt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from pathlib import Path
+from typing import Any
+
+from kubelite.agent.pods.containers import POD_UID, container_resources
+from kubelite.agent.pods.status import TERMINAL_PHASES
+from kubelite.agent.pods.worker import EventSink, PodWorker, grace_seconds
+from kubelite.agent.runtime.interface import ContainerRuntimeError, Runtime
+from kubelite.client.clock import Clock, RealClock
+from kubelite.client.informer import Informer
+from kubelite.client.interface import Client, builtin
+from kubelite.machinery.quantity import quantity_from_json
+
+log = logging.getLogger(__name__)
+
+PODS = builtin("", "pods")
+SERVICES = builtin("", "services")
+FINISHED_MEMORY = 4096  # uids of finished pods remembered, to ignore their late events
+SHUTDOWN_GRACE_SECONDS = 5.0  # at most this long per pod for SIGTERM when the agent stops
+
+__all__ = ["PodManager"]
+
+
+class PodManager:
+    """Runs this node's pods (module docstring); implements the streaming layer's `PodTarget`."""
+
+    def __init__(
+        self,
+        client: Client,
+        runtime: Runtime,
+        recorder: EventSink,
+        *,
+        node_name: str,
+        node_ip: str,
+        log_root: Path,
+        clock: Clock | None = None,
+    ) -> None:
+        self.client = client
+        self.runtime = runtime
+        self.recorder = recorder
+        self.node_name = node_name
+        self.node_ip = node_ip
+        self.log_root = Path(log_root)
+        self.clock = clock or RealClock()
+        self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}", clock=self.clock)
+        self.services = Informer(client, SERVICES, clock=self.clock)
+        self._workers: dict[str, PodWorker] = {}
+        self._finished: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._group: asyncio.TaskGroup | None = None
+        self._ready = asyncio.Event()
+
+    # -- running ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Until cancelled.  Workers are cancelled with it; their containers keep running."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.pods.run(), name="pods-informer")
+                group.create_task(self.services.run(), name="services-informer")
+                await self.pods.wait_for_sync()
+                await self.services.wait_for_sync()
+                await self._reconcile_runtime()
+                self._group = group
+                self.pods.add_handler(self._on_pod, lambda _old, new: self._on_pod(new), self._on_pod_deleted)
+                cleanup = getattr(self.runtime, "cleanup_orphans", None)
+                if cleanup is not None:
+                    try:
+                        await cleanup()
+                    except (ContainerRuntimeError, OSError):
+                        log.exception("cleaning up runtime orphans failed")
+                self._ready.set()
+        finally:
+            self._group = None
+
+    async def wait_ready(self) -> None:
+        """Until start-up reconciliation is done and every bound pod has a worker."""
+        await self._ready.wait()
+
+    async def _reconcile_runtime(self) -> None:
+        bound = {str((p.get("metadata") or {}).get("uid")) for p in self.pods.list()}
+        for sandbox in await self.runtime.list_pod_sandboxes():
+            if sandbox.labels.get(POD_UID, sandbox.uid) in bound:
+                continue
+            log.info("removing the sandbox of a pod no longer bound here", extra={"sandbox": sandbox.id})
+            try:
+                await self.runtime.remove_pod_sandbox(sandbox.id)
+            except ContainerRuntimeError:
+                log.exception("removing a stale sandbox failed", extra={"sandbox": sandbox.id})
+
+    def _on_pod(self, pod: dict[str, Any]) -> None:
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        if not uid or uid in self._finished:
+            return
+        worker = self._workers.get(uid)
+        if worker is not None:
+            worker.update(pod)
+            return
+        if self._group is None:
+            return
+        worker = PodWorker(
+            pod,
+            client=self.client,
+            runtime=self.runtime,
+            recorder=self.recorder,
+            node_name=self.node_name,
+            node_ip=self.node_ip,
+            log_root=self.log_root,
+            clock=self.clock,
+            services=self._services_for,
+        )
+        self._workers[uid] = worker
+        self._group.create_task(self._supervise(worker), name=f"pod-{uid}")
+
+    def _on_pod_deleted(self, pod: dict[str, Any]) -> None:
+        worker = self._workers.get(str((pod.get("metadata") or {}).get("uid") or ""))
+        if worker is not None:
+            worker.api_deleted()
+
+    async def _supervise(self, worker: PodWorker) -> None:
+        try:
+            await worker.run()
+        except Exception:  # supervision point: one pod's bug must not stop the others
+            log.exception("pod worker failed", extra={"pod": f"{worker.namespace}/{worker.name}"})
+            self._workers.pop(worker.uid, None)
+            return
+        self._workers.pop(worker.uid, None)
+        self._finished[worker.uid] = None
+        while len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)
+
+    def _services_for(self, pod: dict[str, Any]) -> list[dict[str, Any]]:
+        namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+        found = [s for s in self.services.list() if (s.get("metadata") or {}).get("namespace") == namespace]
+        if namespace != "default":
+            master = self.services.get("default/kubernetes")
+            if master is not None:
+                found.append(master)
+        return found
+
+    async def shutdown(self, *, stop_pods: bool) -> None:
+        """Call after `run` returned.  `stop_pods`: stop every container (SIGTERM, SIGKILL after the
+        pod's grace period, at most `SHUTDOWN_GRACE_SECONDS`)."""
+        if not stop_pods:
+            return
+        await asyncio.gather(
+            *(w.stop_containers(min(grace_seconds(w.pod), SHUTDOWN_GRACE_SECONDS)) for w in self._workers.values()),
+            return_exceptions=True,
+        )
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    def pod_count(self) -> int:
+        """Pods this node runs or has not finished tearing down."""
+        return len(self._workers)
+
+    def worker(self, namespace: str, name: str) -> PodWorker | None:
+        """The worker of pod `namespace/name` (the newest, should an old one still be tearing down)."""
+        matches = [w for w in self._workers.values() if w.namespace == namespace and w.name == name]
+        return matches[-1] if matches else None
+
+    def resources_in_use(self) -> dict[str, int]:
+        """Requests of the pods that are not finished: ``{"cpu": millicores, "memory": bytes, "pods": n}``."""
+        cpu = memory = count = 0
+        for worker in self._workers.values():
+            if worker.terminal or (worker.pod.get("status") or {}).get("phase") in TERMINAL_PHASES:
+                continue
+            count += 1
+            for container in (worker.pod.get("spec") or {}).get("containers") or ():
+                resources = container_resources(container)
+                cpu += resources.cpu_request_millis or 0
+                requested = ((container.get("resources") or {}).get("requests") or {}).get("memory")
+                if requested is not None:
+                    memory += quantity_from_json(requested).value()
+        return {"cpu": cpu, "memory": memory, "pods": count}
+
+    # -- PodTarget (streaming: logs, exec, port-forward) ------------------------------------------
+
+    def find_container(self, namespace: str, pod: str, container: str, *, previous: bool = False) -> str | None:
+        worker = self.worker(namespace, pod)
+        return worker.find_container(container, previous=previous) if worker is not None else None
+
+    async def open_port(self, namespace: str, pod: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to `port` of the pod.  Pods share the host network for now: 127.0.0.1:port."""
+        if self.worker(namespace, pod) is None:
+            raise LookupError(f"pod {namespace}/{pod} is not running on node {self.node_name}")
+        return await asyncio.open_connection("127.0.0.1", port)

@@ -1,0 +1,39 @@
+"""Helpers for end-to-end tests against running clusters: bounded waits and kubectl as a child."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubelite.testing.netns import netns_exec_prefix
+from kubelite.testing.server import KUBECTL, ServerProcess
+
+NODE_NAME = "e2e-node"
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, what: str = "the condition") -> Any:
+    """Poll `predicate` until it returns something truthy (bounded; no timing assertions)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def get_json(server: ServerProcess, *args: str) -> dict[str, Any]:
+    return json.loads(server.kubectl("get", *args, "-o", "json").stdout)
+
+
+def kubectl_popen(server: ServerProcess, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """kubectl as a long-running child (logs -f, port-forward); the caller ends it."""
+    home = server.data_dir / "home"
+    home.mkdir(exist_ok=True)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "KUBECONFIG": str(server.kubeconfig)}
+    return subprocess.Popen([*netns_exec_prefix(server.netns), KUBECTL, *args], env=env, text=True, **kwargs)
