@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import textwrap
+import threading
 import urllib.request
 import uuid
 from pathlib import Path
@@ -400,3 +401,53 @@ def test_python_client_exec_and_port_forward(cluster: ServerProcess) -> None:
         forward.websocket.shutdown()
     finally:
         api_client.close()
+
+
+def test_attach_streams_output_and_passes_stdin(cluster: ServerProcess) -> None:
+    _apply(
+        cluster,
+        """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: reader}
+        spec:
+          containers:
+          - name: app
+            image: busybox
+            stdin: true
+            command: ["sh", "-c", "while read line; do echo got $line; done"]
+        """,
+    )
+    _wait_running(cluster, "reader")
+    attached = kubectl_popen(
+        cluster, "attach", "-i", "reader", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    answered = threading.Event()
+
+    def keep_typing() -> None:  # lines typed before attach follows the output are not echoed back to us
+        assert attached.stdin is not None
+        while not answered.wait(0.5):
+            try:
+                attached.stdin.write("hello-attach\n")
+                attached.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                return
+
+    typist = threading.Thread(target=keep_typing, daemon=True)
+    deadline = threading.Timer(30, attached.kill)  # bounds the blocking reads below
+    typist.start()
+    deadline.start()
+    try:
+        assert attached.stdout is not None
+        for line in attached.stdout:
+            if line.strip() == "got hello-attach":
+                answered.set()
+                break
+        assert answered.is_set(), "the attached container never echoed its input"
+    finally:
+        answered.set()
+        deadline.cancel()
+        attached.kill()
+        typist.join()
+        attached.communicate()
+    assert "got hello-attach" in cluster.kubectl("logs", "reader").stdout

@@ -323,6 +323,11 @@ class Runtime(Protocol):
         """Run `command` in the running container's namespaces, cgroups and environment."""
         ...
 
+    async def attach_stdin(self, container_id: str) -> ByteWriter | None:
+        """A writer into the running container's stdin (`kubectl attach -i`), or ``None`` when the
+        container was created without ``stdin``.  Closing the writer does not end the container's input."""
+        ...
+
     async def exec_sync(self, container_id: str, command: list[str], *, timeout: float | None = None) -> ExecResult:
         """Run `command` to completion and collect its output (exec probes).  On `timeout` the command
         is killed and `TimeoutError` raised."""

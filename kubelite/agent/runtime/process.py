@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 from kubelite.agent.runtime.cgroups import Cgroup, CgroupLayout, detect_layout
 from kubelite.agent.runtime.container import UNKNOWN_EXIT_CODE, HostSetup, ProcessContainer, exit_reason
 from kubelite.agent.runtime.exec import ProcessExec, collect
+from kubelite.agent.runtime.fdio import FdWriter
 from kubelite.agent.runtime.interface import (
     REASON_ERROR,
     REASON_START_ERROR,
@@ -537,6 +538,15 @@ class ProcessRuntime:
             raise UnsupportedError("a tty needs setsid (util-linux)")
         sandbox = self._sandbox(record.sandbox_id).record
         return await asyncio.to_thread(container.spawn_exec, sandbox, list(command), stdin=stdin, tty=tty)
+
+    async def attach_stdin(self, container_id: str) -> FdWriter | None:
+        container = self._container(container_id)
+        if not container.record.config.stdin:
+            return None
+        # the container holds its stdin FIFO open read-write itself, so this open never blocks and the
+        # container never sees end-of-file when an attached client leaves
+        fd = await asyncio.to_thread(os.open, container.directory / "stdin", os.O_WRONLY | os.O_NONBLOCK)
+        return FdWriter(fd)
 
     async def exec_sync(self, container_id: str, command: list[str], *, timeout: float | None = None) -> ExecResult:
         process = await self.exec(container_id, command)

@@ -8,9 +8,10 @@ the Python client's ``stream()`` reads until the socket closes.  If the client g
 command is killed.
 
 attach: the process runtime has no terminal to attach to, so attach streams the container's live
-output (its log, from the end, as raw bytes) until the container exits, then sends Success.  Input
-cannot reach a running container's stdin in this runtime; if the client asks for stdin it is told so
-once (on stderr, or stdout with a tty) and its input is dropped.
+output (its log, from the end, as raw bytes) until the container exits, then sends Success.  Input goes
+to the container's stdin when it was created with ``stdin: true`` (as upstream requires for
+``attach -i``); otherwise the client is told so once (on stderr, or stdout with a tty) and its input
+is dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from kubelite.agent.runtime.interface import ByteReader, ContainerRuntimeError, ExecProcess
+from kubelite.agent.runtime.interface import ByteReader, ByteWriter, ContainerRuntimeError, ExecProcess
 from kubelite.agent.streaming import channels
 from kubelite.agent.streaming.logs import follow_records
 
@@ -32,9 +33,7 @@ __all__ = ["ATTACH_STDIN_UNSUPPORTED", "OUTPUT_DRAIN_TIMEOUT", "StreamOptions", 
 log = logging.getLogger(__name__)
 
 OUTPUT_DRAIN_TIMEOUT = 1.0
-ATTACH_STDIN_UNSUPPORTED = (
-    b"kubelite: this container runtime cannot pass input to a running container's stdin; showing its output only\r\n"
-)
+ATTACH_STDIN_UNSUPPORTED = b"kubelite: the container was not created with stdin: true; showing its output only\r\n"
 
 
 class StreamOptions:
@@ -141,14 +140,30 @@ async def run_exec(
         await ws.close()
 
 
+class _AttachedInput:
+    """What `_client_loop` needs of a process, for attach: the container's stdin, no terminal to resize."""
+
+    def __init__(self, stdin: ByteWriter | None) -> None:
+        self.stdin = stdin
+
+    def resize(self, width: int, height: int) -> None:
+        pass
+
+
 async def run_attach(
-    ws: web.WebSocketResponse, log_path: Path, *, container_exit: asyncio.Future[object], options: StreamOptions
+    ws: web.WebSocketResponse,
+    log_path: Path,
+    *,
+    container_exit: asyncio.Future[object],
+    options: StreamOptions,
+    stdin: ByteWriter | None = None,
 ) -> None:
     """Stream the container's output from now until `container_exit` completes (it is cancelled if the
-    client leaves first); then Success.  Always closes `ws`."""
+    client leaves first); then Success.  Client input goes to `stdin` (the container's, when it was
+    created with ``stdin: true``).  Always closes `ws` and `stdin`."""
 
     async def output() -> None:
-        if options.stdin:
+        if options.stdin and stdin is None:
             notice_channel = channels.STDERR if options.stderr else channels.STDOUT
             await _send(ws, notice_channel, ATTACH_STDIN_UNSUPPORTED)
         async for record in follow_records(log_path, from_end=True, until=container_exit):
@@ -161,10 +176,14 @@ async def run_attach(
 
     try:
         async with asyncio.TaskGroup() as group:
-            client = group.create_task(_client_loop(ws, None, options))
+            attached = _AttachedInput(stdin if options.stdin else None)
+            client = group.create_task(_client_loop(ws, attached, options))  # type: ignore[arg-type]
             if await _until_first(output(), client):
                 await _finish(ws, channels.status_success())
             client.cancel()
     finally:
         container_exit.cancel()
+        if stdin is not None:
+            with contextlib.suppress(OSError):
+                stdin.close()
         await ws.close()

@@ -248,10 +248,16 @@ class KubeletServer:
             raise errors.bad_request(f'container not found ("{container}")') from None
         if status.state != ContainerState.RUNNING:
             raise errors.bad_request(f'container not found ("{container}")')
+        stdin = await self.runtime.attach_stdin(container_id) if options.stdin else None
         ws = web.WebSocketResponse(protocols=channels.EXEC_PROTOCOLS, max_msg_size=WS_MAX_MESSAGE)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            if stdin is not None:
+                stdin.close()
+            raise
         exit_task: asyncio.Task[None] = asyncio.ensure_future(self._container_exit(container_id))
-        await run_attach(ws, path, container_exit=exit_task, options=options)
+        await run_attach(ws, path, container_exit=exit_task, options=options, stdin=stdin)
         return ws
 
     # -- port-forward -------------------------------------------------------------------------------
