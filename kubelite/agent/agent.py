@@ -46,9 +46,6 @@ class Agent:
     def __init__(self, client: Client, config: AgentConfig) -> None:
         self.client = client
         self.config = config
-        self.runtime: ProcessRuntime | None = None
-        self.pods: PodManager | None = None
-        self.kubelet_port = 0
 
     def _cgroup_root(self) -> str:
         # one subtree per agent: orphan clean-up of one agent must never touch another agent's containers
@@ -59,7 +56,6 @@ class Agent:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         runtime = ProcessRuntime(config.data_dir / "runtime", isolated=config.isolated, cgroup_root=self._cgroup_root())
-        self.runtime = runtime
         await runtime.start()
         isolation = runtime.isolation_note
         if isolation:
@@ -73,7 +69,6 @@ class Agent:
             node_ip=config.node_ip,
             log_root=config.data_dir / "pods",
         )
-        self.pods = pods
         kubelet = KubeletServer(
             runtime,
             pods,
@@ -83,12 +78,12 @@ class Agent:
             authorize=authorize_api_server if config.kubelet_ssl_context is not None else None,
         )
         try:
-            self.kubelet_port = await kubelet.start()
+            kubelet_port = await kubelet.start()
             node = NodeStatusManager(
                 self.client,
                 node_name=config.node_name,
                 node_ip=config.node_ip,
-                kubelet_port=self.kubelet_port,
+                kubelet_port=kubelet_port,
                 labels=config.labels,
                 isolation=isolation,
                 data_dir=config.data_dir,
