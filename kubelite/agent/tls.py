@@ -8,11 +8,11 @@ so the rule is narrow: a verified certificate whose organizations include ``syst
 from __future__ import annotations
 
 import ssl
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from kubelite.client.http import load_cert_chain_pem
 
 KUBELET_CLIENT_GROUP = "system:masters"
 
@@ -24,13 +24,7 @@ def kubelet_server_context(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> ss
     context.set_alpn_protocols(["http/1.1"])
     context.verify_mode = ssl.CERT_REQUIRED
     context.load_verify_locations(cadata=ca_pem.decode("ascii"))
-    # the ssl module loads key material only from files: a private directory, removed at once
-    with tempfile.TemporaryDirectory(prefix="kubelite-kubelet-") as directory:
-        cert, key = Path(directory, "kubelet.crt"), Path(directory, "kubelet.key")
-        cert.write_bytes(cert_pem)
-        key.touch(mode=0o600)
-        key.write_bytes(key_pem)
-        context.load_cert_chain(cert, key)
+    load_cert_chain_pem(context, cert_pem, key_pem)
     return context
 
 

@@ -351,6 +351,17 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def load_cert_chain_pem(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    """`context.load_cert_chain` from PEM bytes.  The ssl module loads key material only from files: they go
+    into a private temporary directory that is removed at once (blocking file I/O)."""
+    with tempfile.TemporaryDirectory(prefix="kubelite-tls-") as directory:
+        cert, key = Path(directory, "tls.crt"), Path(directory, "tls.key")
+        cert.write_bytes(cert_pem)
+        key.touch(mode=0o600)
+        key.write_bytes(key_pem)
+        context.load_cert_chain(cert, key)
+
+
 def _ssl_context(config: KubeConfig) -> ssl.SSLContext:
     cadata = config.certificate_authority_data.decode("ascii") if config.certificate_authority_data else None
     context = ssl.create_default_context(cadata=cadata)
@@ -358,16 +369,10 @@ def _ssl_context(config: KubeConfig) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if config.client_certificate_data and config.client_key_data:
-        # the ssl module loads key material only from files: a private directory, removed at once
-        with tempfile.TemporaryDirectory(prefix="kubelite-client-") as directory:
-            cert, key = Path(directory, "client.crt"), Path(directory, "client.key")
-            cert.write_bytes(config.client_certificate_data)
-            key.touch(mode=0o600)
-            key.write_bytes(config.client_key_data)
-            context.load_cert_chain(cert, key)
+        load_cert_chain_pem(context, config.client_certificate_data, config.client_key_data)
     elif config.client_certificate_data or config.client_key_data:
         raise KubeConfigError("a client certificate needs both the certificate and the key")
     return context
 
 
-__all__ = ["HttpClient", "KubeConfig", "load_kubeconfig", "resource_path"]
+__all__ = ["HttpClient", "KubeConfig", "load_cert_chain_pem", "load_kubeconfig", "resource_path"]

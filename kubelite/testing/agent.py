@@ -14,7 +14,6 @@ SIGTERM. `kill()` is SIGKILL only, for tests that need a node to vanish and leav
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from kubelite.testing.netns import netns_exec_prefix
-from kubelite.testing.server import ServerProcess
+from kubelite.testing.server import ServerProcess, terminate
 
 READY_MARKER = "kubelite agent"
 
@@ -90,7 +89,7 @@ class AgentProcess:
             while time.monotonic() < deadline:
                 exited = self.process.poll() is not None
                 seen += _read_new(reader)
-                if any(READY_MARKER in line and "ready" in line for line in seen.splitlines()):
+                if ready in seen:
                     return self
                 if exited:
                     break
@@ -104,13 +103,7 @@ class AgentProcess:
         """SIGTERM, wait up to `timeout`, then SIGKILL. Idempotent."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
+        terminate(self.process, timeout)
         self.process = None
 
     def kill(self) -> None:
