@@ -29,6 +29,7 @@ from kubelite.components import (
     default_node_ip,
     default_node_name,
     kubelet_client_ssl_context,
+    run_controller_manager,
     run_embedded_agent,
     run_joined_agent,
     run_scheduler,
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--tls-san", action="append", default=[], help="extra name or IP for the serving cert")
     server.add_argument("--log-level", default="INFO")
     server.add_argument("--disable-scheduler", action="store_true", help="do not run the scheduler")
+    server.add_argument(
+        "--disable-controllers", action="store_true", help="do not run the controller manager (workload controllers)"
+    )
     server.add_argument("--disable-agent", action="store_true", help="do not run a node agent on this machine")
     _add_node_arguments(server)
 
@@ -87,6 +91,7 @@ def _add_node_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-label", action="append", default=[], help="KEY=VALUE, repeatable")
     parser.add_argument("--kubelet-port", type=int, default=10250, help="the agent's HTTPS port (0 picks a free one)")
     parser.add_argument("--kubelet-bind-address", default="0.0.0.0")
+    parser.add_argument("--max-pods", type=int, default=110, help="pods this node accepts (the node's pods capacity)")
 
 
 def node_options(args: argparse.Namespace, data_dir: Path) -> NodeOptions:
@@ -103,6 +108,7 @@ def node_options(args: argparse.Namespace, data_dir: Path) -> NodeOptions:
         kubelet_port=args.kubelet_port,
         kubelet_bind_address=args.kubelet_bind_address,
         labels=labels,
+        max_pods=args.max_pods,
     )
 
 
@@ -178,6 +184,8 @@ async def run_server(args: argparse.Namespace) -> int:
 
     loopback_url = f"https://{_url_host(_loopback(args.bind_address))}:{port}"
     components: list[Coroutine[Any, Any, None]] = []
+    if not args.disable_controllers:
+        components.append(run_controller_manager(loopback_url, pki))
     if not args.disable_scheduler:
         components.append(run_scheduler(loopback_url, pki))
     if not args.disable_agent:

@@ -1,8 +1,9 @@
-"""Wiring of the components `kubelite server` runs beside the API server (scheduler, node agent) and
-of `kubelite agent` on a joining machine.  Like `cli`, it only builds and connects parts.
+"""Wiring of the components `kubelite server` runs beside the API server (controller manager, scheduler,
+node agent) and of `kubelite agent` on a joining machine.  Like `cli`, it only builds and connects parts.
 
 In-process components reach the API over HTTPS on loopback with their own certificates from the cluster
-CA (decision 0003): the scheduler as the admin identity, the embedded agent as ``system:node:<name>``.
+CA (decision 0003): the controllers and the scheduler as the admin identity, the embedded agent as
+``system:node:<name>``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kubelite.apiserver.kubeletproxy import kubelet_client_context
 from kubelite.client.events import EventRecorder
 from kubelite.client.http import HttpClient
 from kubelite.client.kubeconfig import KubeConfig, load_kubeconfig
+from kubelite.controllers.manager import ControllerManager
 from kubelite.scheduler.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class NodeOptions:
     kubelet_port: int = 10250
     kubelet_bind_address: str = "0.0.0.0"
     labels: dict[str, str] = field(default_factory=dict)
+    max_pods: int = 110
 
 
 def default_node_name() -> str:
@@ -77,6 +80,15 @@ async def run_scheduler(url: str, pki: certs.ClusterPki) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(recorder.run())
             group.create_task(Scheduler(client, recorder=recorder).run())
+    finally:
+        await client.close()
+
+
+async def run_controller_manager(url: str, pki: certs.ClusterPki) -> None:
+    """Every workload controller (one shared set of informers) as the admin identity until cancelled."""
+    client = _loopback_client(url, pki.ca_cert_pem, pki.admin_cert_pem, pki.admin_key_pem)
+    try:
+        await ControllerManager(client, ca_pem=pki.ca_cert_pem).run()
     finally:
         await client.close()
 
@@ -127,4 +139,5 @@ def _agent_config(
         kubelet_port=options.kubelet_port,
         kubelet_ssl_context=kubelet_server_context(ca_pem, serving_cert, serving_key),
         labels=labels,
+        max_pods=options.max_pods,
     )

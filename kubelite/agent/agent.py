@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubelite.agent.node import NodeStatusManager
+from kubelite.agent.node import MAX_PODS, NodeStatusManager
 from kubelite.agent.pods.manager import PodManager
 from kubelite.agent.runtime.process import ProcessRuntime
 from kubelite.agent.streaming.server import KubeletServer
@@ -40,6 +40,7 @@ class AgentConfig:
     labels: dict[str, str] = field(default_factory=dict)
     # None: isolate containers when this machine allows it; False: never
     isolated: bool | None = None
+    max_pods: int = MAX_PODS
 
 
 class Agent:
@@ -87,6 +88,7 @@ class Agent:
                 labels=config.labels,
                 isolation=isolation,
                 data_dir=config.data_dir,
+                max_pods=config.max_pods,
             )
             await node.register()
             async with asyncio.TaskGroup() as group:

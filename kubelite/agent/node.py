@@ -49,7 +49,7 @@ RETRY_INITIAL = 0.2
 RETRY_MAX = 7.0
 STATUS_UPDATE_RETRIES = 5  # the kubelet's nodeStatusUpdateRetry
 
-MAX_PODS = "110"
+MAX_PODS = 110  # the kubelet's default --max-pods
 ISOLATION_ANNOTATION = "kubelite.io/container-isolation"
 TTL_ANNOTATION = "node.alpha.kubernetes.io/ttl"
 ATTACH_DETACH_ANNOTATION = "volumes.kubernetes.io/controller-managed-attach-detach"
@@ -89,7 +89,7 @@ def node_annotations(isolation: str | None) -> dict[str, str]:
     }
 
 
-def capacity_of(machine: Machine) -> dict[str, str]:
+def capacity_of(machine: Machine, max_pods: int = MAX_PODS) -> dict[str, str]:
     """``status.capacity`` (and ``allocatable``: nothing is reserved, since nothing would enforce it)."""
     return {
         "cpu": str(machine.cpus),
@@ -97,7 +97,7 @@ def capacity_of(machine: Machine) -> dict[str, str]:
         "hugepages-1Gi": "0",
         "hugepages-2Mi": "0",
         "memory": f"{machine.memory_kib}Ki",
-        "pods": MAX_PODS,
+        "pods": str(max_pods),
     }
 
 
@@ -110,6 +110,7 @@ def node_status(
     isolation: str | None,
     now: datetime,
     previous: dict[str, Any] | None = None,
+    max_pods: int = MAX_PODS,
 ) -> dict[str, Any]:
     """The status this agent reports, merged over `previous` (the status the API has, or None).
 
@@ -136,7 +137,7 @@ def node_status(
             }
         )
     conditions.extend(old_conditions.values())
-    capacity = capacity_of(machine)
+    capacity = capacity_of(machine, max_pods)
     version = KUBELET_VERSION
     status.update(
         {
@@ -216,6 +217,7 @@ class NodeStatusManager:
         data_dir: Path,
         clock: Clock | None = None,
         machine: Machine | None = None,
+        max_pods: int = MAX_PODS,
     ) -> None:
         """`machine` overrides the facts read from this machine (tests, simulated nodes)."""
         self.client = client
@@ -227,6 +229,7 @@ class NodeStatusManager:
         self.data_dir = Path(data_dir)
         self.clock: Clock = clock or RealClock()
         self._machine = machine
+        self.max_pods = max_pods
         self._node_uid: str | None = None
         self._lease: dict[str, Any] | None = None
         self._last_report: float | None = None
@@ -270,6 +273,7 @@ class NodeStatusManager:
             isolation=self.isolation,
             now=self.clock.utcnow(),
             previous=previous,
+            max_pods=self.max_pods,
         )
 
     async def _register_once(self) -> dict[str, Any]:

@@ -332,12 +332,17 @@ class ObjectStore:
         if (entry.obj.get("metadata") or {}).get("deletionTimestamp") or (
             (entry.obj.get("status") or {}).get("phase") == "Terminating"
         ):
-            raise errors.forbidden(
+            refused = errors.forbidden(
                 resource.plural,
                 resource.group,
                 "",
                 f"unable to create new content in namespace {namespace} because it is being terminated",
             )
+            # upstream's cause, which clients (and the namespace's own controllers) recognise
+            refused.causes.append(
+                errors.Cause("NamespaceTerminating", f"namespace {namespace} is being terminated", "metadata.namespace")
+            )
+            raise refused
 
 
 class _Retry(Exception):

@@ -221,7 +221,7 @@ class WorkQueue(Generic[T]):
                 raise QueueShutDown(self.name)
             changed = self._changed
             if self._heap:
-                await self._wait(changed, self._heap[0][0] - self._clock.now())
+                await self._wait(changed, self._heap[0][0])
             else:
                 await changed.wait()
 
@@ -276,18 +276,22 @@ class WorkQueue(Generic[T]):
                 del self._waiting[item]
                 self.add(item)
 
-    async def _wait(self, changed: asyncio.Event, delay: float) -> None:
-        """Until the queue changes or `delay` passes on the clock, whichever comes first."""
-        if delay <= 0:
+    async def _wait(self, changed: asyncio.Event, ready_at: float) -> None:
+        """Until the queue changes or the clock reaches `ready_at`, whichever comes first."""
+        if ready_at <= self._clock.now():
             return
         waiter = asyncio.ensure_future(changed.wait())
-        sleeper = asyncio.ensure_future(self._clock.sleep(delay))
+        sleeper = asyncio.ensure_future(self._sleep_until(ready_at))
         try:
             await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
         finally:
             waiter.cancel()
             sleeper.cancel()
             await asyncio.gather(waiter, sleeper, return_exceptions=True)
+
+    async def _sleep_until(self, ready_at: float) -> None:
+        # the delay is measured when the sleep starts: a clock moved in between must not postpone the wake-up
+        await self._clock.sleep(ready_at - self._clock.now())
 
     def _notify(self) -> None:
         self._changed.set()

@@ -369,7 +369,7 @@ class FakeClient:
         elif propagation_policy == "Orphan" and "orphan" not in finalizers:
             finalizers.append("orphan")
         grace = _pod_grace(resource, current, grace_period_seconds)
-        if not finalizers and not grace:
+        if not finalizers and not grace and not _awaits_finalize(resource, current):
             gone = self._commit(resource, "DELETED", deep_copy(current), current)
             return _deleted_answer(resource, gone)
         if meta.get("deletionTimestamp"):
@@ -380,6 +380,8 @@ class FakeClient:
             marked_meta["finalizers"] = finalizers
         marked_meta["deletionTimestamp"] = rfc3339(now() + timedelta(seconds=grace or 0))
         marked_meta["deletionGracePeriodSeconds"] = grace or 0
+        if _awaits_finalize(resource, current):
+            marked.setdefault("status", {})["phase"] = "Terminating"
         return deep_copy(self._commit(resource, "MODIFIED", marked, current))
 
     async def create_subresource(
@@ -458,6 +460,12 @@ class FakeClient:
                 new.pop("status", None)
             else:
                 new["status"] = status
+        elif subresource == "finalize" and (resource.group, resource.plural) == ("", "namespaces"):
+            finalizers = (new.get("spec") or {}).get("finalizers")
+            new = deep_copy(current)
+            new.setdefault("spec", {})["finalizers"] = finalizers or []
+            if not finalizers:
+                new["spec"].pop("finalizers")
         elif subresource:
             raise errors.method_not_supported(f"{resource.plural}/{subresource}", resource.group, "update")
         elif has_status:
@@ -480,7 +488,7 @@ class FakeClient:
         new["kind"] = resource.kind
         if _spec_of(new) != _spec_of(current):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not _awaits_finalize(resource, new):
             return self._commit(resource, "DELETED", new, current)
         if new == current:
             return current
@@ -580,6 +588,11 @@ def _strategic(resource: Resource, current: dict[str, Any], body: Any) -> dict[s
             ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"],
         )
     return patch.apply_strategic_merge_patch(current, body, schema, schemas)
+
+
+def _awaits_finalize(resource: Resource, obj: dict[str, Any]) -> bool:
+    """A namespace stays (Terminating) until the namespace controller empties `spec.finalizers`."""
+    return (resource.group, resource.plural) == ("", "namespaces") and bool((obj.get("spec") or {}).get("finalizers"))
 
 
 def _pod_grace(resource: Resource, obj: dict[str, Any], requested: int | None) -> int | None:

@@ -1,6 +1,7 @@
 """Three nodes, each in its own network namespace: the server's own agent plus two `kubelite agent`
 processes that join over the lab network.  Scheduling across nodes, cordon, unschedulable pods, streaming
-through the API server to a remote agent, and an agent killed and restarted without orphans."""
+through the API server to a remote agent, an agent killed and restarted without orphans, and a DaemonSet
+that follows nodes joining and leaving."""
 
 from __future__ import annotations
 
@@ -22,9 +23,29 @@ NODES = ("node-0", "node-1", "node-2")
 
 
 class Cluster:
-    def __init__(self, server: ServerProcess, agents: dict[str, AgentProcess]) -> None:
+    def __init__(
+        self, server: ServerProcess, agents: dict[str, AgentProcess], lab: NetnsLab, base: Path, token: str
+    ) -> None:
         self.server = server
         self.agents = agents
+        self.lab = lab
+        self.base = base
+        self.token = token
+
+    def join(self, name: str) -> AgentProcess:
+        """A new machine in the lab whose agent joins the cluster (stopped with the others at the end)."""
+        host = self.lab.add_host(name)
+        agent = AgentProcess(
+            server_url=self.server.url,
+            token=self.token,
+            data_dir=self.base / name,
+            node_name=name,
+            node_ip=host.ip,
+            netns=host.netns,
+        )
+        self.agents[name] = agent
+        agent.start()
+        return agent
 
     def kubectl(self, *args: str, **kwargs: Any) -> Any:
         return self.server.kubectl(*args, **kwargs)
@@ -84,7 +105,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 )
                 agents[name].start()
             wait_for(lambda: _ready_nodes(server) == set(NODES), timeout=90, what="three Ready nodes")
-            yield Cluster(server, agents)
+            yield Cluster(server, agents, lab, base, token)
         finally:
             for agent in agents.values():
                 agent.stop()
@@ -208,3 +229,58 @@ def test_killed_agent_restarts_without_orphans(cluster: Cluster) -> None:
     assert keep["status"]["containerStatuses"][0]["restartCount"] == 0  # adopted, not started again
     cluster.kubectl("delete", "pod", "keep")
     assert not _pids_with(markers["keep"])
+
+
+def test_daemonset_runs_one_pod_per_node_and_follows_nodes_joining_and_leaving(cluster: Cluster) -> None:
+    manifest = """
+    apiVersion: apps/v1
+    kind: DaemonSet
+    metadata: {name: everywhere}
+    spec:
+      selector: {matchLabels: {app: everywhere}}
+      template:
+        metadata: {labels: {app: everywhere}}
+        spec:
+          terminationGracePeriodSeconds: 1
+          containers:
+          - name: app
+            image: busybox
+            command: ["sleep", "3600"]
+    """
+    cluster.kubectl("apply", "-f", "-", input=textwrap.dedent(manifest))
+
+    def placement() -> dict[str, str]:
+        pods = get_json(cluster.server, "pods", "-l", "app=everywhere")["items"]
+        return {
+            p["spec"].get("nodeName", ""): p["status"].get("phase", "")
+            for p in pods
+            if not p["metadata"].get("deletionTimestamp")
+        }
+
+    def all_running(nodes: set[str]) -> bool:
+        now = placement()
+        return set(now) == nodes and set(now.values()) == {"Running"}
+
+    wait_for(lambda: all_running(set(NODES)), timeout=90, what="one running pod on each of the three nodes")
+    assert len(get_json(cluster.server, "pods", "-l", "app=everywhere")["items"]) == 3
+    wait_for(
+        lambda: get_json(cluster.server, "daemonset", "everywhere")["status"].get("numberReady") == 3,
+        timeout=30,
+        what="numberReady 3",
+    )
+    status = get_json(cluster.server, "daemonset", "everywhere")["status"]
+    assert status["desiredNumberScheduled"] == 3 and status["currentNumberScheduled"] == 3
+
+    newcomer = cluster.join("node-3")
+    wait_for(lambda: all_running({*NODES, "node-3"}), timeout=90, what="a pod on the node that joined")
+
+    newcomer.stop()
+    cluster.kubectl("delete", "node", "node-3")
+    wait_for(lambda: set(placement()) == set(NODES), timeout=120, what="the departed node's pod to go")
+    wait_for(
+        lambda: get_json(cluster.server, "daemonset", "everywhere")["status"].get("desiredNumberScheduled") == 3,
+        timeout=30,
+        what="desiredNumberScheduled back to 3",
+    )
+    cluster.kubectl("delete", "daemonset", "everywhere")
+    wait_for(lambda: not placement(), timeout=60, what="the DaemonSet's pods to go with it")

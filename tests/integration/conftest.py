@@ -11,8 +11,10 @@ from kubelite.testing.server import ServerProcess
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    # the API alone: pods here are objects, nothing runs them (tests/e2e has the running cluster)
-    process = ServerProcess(Path(tmp_path_factory.mktemp("kubelite")), extra_args=["--disable-agent"]).start()
+    # the API alone: pods here are objects, nothing runs or reconciles them (tests/e2e has the running cluster)
+    process = ServerProcess(
+        Path(tmp_path_factory.mktemp("kubelite")), extra_args=["--disable-agent", "--disable-controllers"]
+    ).start()
     try:
         yield process
     finally:

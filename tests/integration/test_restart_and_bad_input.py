@@ -186,7 +186,7 @@ def test_unauthenticated_requests_are_refused(server: ServerProcess) -> None:
 
 
 def test_restart_keeps_objects_and_watch_history(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "data", extra_args=["--disable-agent"]).start()
+    server = ServerProcess(tmp_path / "data", extra_args=["--disable-agent", "--disable-controllers"]).start()
     try:
         server.kubectl("create", "configmap", "keep", "--from-literal=a=1")
         before = json.loads(server.kubectl("get", "cm", "keep", "-o", "json").stdout)

@@ -1,0 +1,105 @@
+"""The controller manager: every workload controller in one process, sharing one set of informers.
+
+Contracts:
+
+* Each controller gets its own `EventRecorder` whose component is the controller's name (so
+  `kubectl describe` shows "deployment-controller", "replicaset-controller", … in the From column,
+  as upstream) and the shared `SharedInformerFactory`, so a resource watched by several controllers
+  is listed and watched once.
+* `run()` runs the factory, the recorders and the controllers until cancelled.  A controller that
+  fails (a bug, not a failed reconcile — those are retried inside the controller) ends `run()` with
+  its exception: the process supervisor (`kubelite server`) treats it as a failed component.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from kubelite.client.clock import Clock, RealClock
+from kubelite.client.events import EventRecorder
+from kubelite.client.informer import SharedInformerFactory
+from kubelite.client.interface import Client
+from kubelite.controllers.base import Controller, ControllerContext
+from kubelite.controllers.cronjob import CronJobController
+from kubelite.controllers.daemonset import DaemonSetController
+from kubelite.controllers.deployment import DeploymentController
+from kubelite.controllers.garbagecollector import GarbageCollector
+from kubelite.controllers.job import JobController
+from kubelite.controllers.namespace import NamespaceController
+from kubelite.controllers.podgc import PodGarbageCollector
+from kubelite.controllers.replicaset import ReplicaSetController, ReplicationControllerController
+from kubelite.controllers.rootca import RootCACertPublisher
+from kubelite.controllers.serviceaccount import ServiceAccountController
+from kubelite.controllers.ttlafterfinished import TTLAfterFinishedController
+
+log = logging.getLogger(__name__)
+
+ControllerFactory = Callable[[ControllerContext], Controller]
+
+
+def default_controllers(*, ca_pem: bytes | None = None) -> dict[str, ControllerFactory]:
+    """Name → constructor of every controller `kubelite server` runs, in upstream's names."""
+    return {
+        "replicaset": ReplicaSetController,
+        "replicationcontroller": ReplicationControllerController,
+        "deployment": DeploymentController,
+        "daemonset": DaemonSetController,
+        "job": JobController,
+        "cronjob": CronJobController,
+        # upstream's TTL controller deletes in the foreground: the Job goes only after its pods
+        "ttl-after-finished": lambda context: TTLAfterFinishedController(context, propagation_policy="Foreground"),
+        "garbage-collector": GarbageCollector,
+        "podgc": PodGarbageCollector,
+        "namespace": NamespaceController,
+        "serviceaccount": ServiceAccountController,
+        "root-ca-cert-publisher": lambda context: RootCACertPublisher(context, ca_pem=ca_pem),
+    }
+
+
+class ControllerManager:
+    """Builds the controllers named in `enabled` (default: all of `default_controllers()`)."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        clock: Clock | None = None,
+        ca_pem: bytes | None = None,
+        enabled: Sequence[str] | None = None,
+    ) -> None:
+        self.client = client
+        self.clock: Clock = clock or RealClock()
+        self.informers = SharedInformerFactory(client, clock=self.clock)
+        factories = default_controllers(ca_pem=ca_pem)
+        unknown = sorted(set(enabled or ()) - set(factories))
+        if unknown:
+            raise ValueError(f"unknown controllers: {', '.join(unknown)}")
+        self.recorders: list[EventRecorder] = []
+        self.controllers: dict[str, Controller] = {}
+        for name, factory in factories.items():
+            if enabled is not None and name not in enabled:
+                continue
+            recorder = EventRecorder(client, _component(name), clock=self.clock)
+            self.recorders.append(recorder)
+            self.controllers[name] = factory(ControllerContext(client, self.informers, recorder, self.clock))
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.informers.run())
+            for recorder in self.recorders:
+                tasks.create_task(recorder.run())
+            for controller in self.controllers.values():
+                tasks.create_task(controller.run())
+            log.info("controller manager started", extra={"controllers": sorted(self.controllers)})
+
+
+def _component(name: str) -> str:
+    """The event source: `<name>-controller` as upstream's ("deployment-controller", …)."""
+    if name == "replicationcontroller":
+        return "replication-controller"
+    return name if name == "root-ca-cert-publisher" else f"{name}-controller"
+
+
+__all__ = ["ControllerManager", "default_controllers"]
