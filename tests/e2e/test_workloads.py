@@ -250,6 +250,12 @@ def test_deployment_becomes_available_and_rolls_within_surge_and_unavailability(
     assert [line.split()[0] for line in history.strip().splitlines()[2:]] == ["2", "3"]
     assert len(_get(cluster, ns, "replicasets")["items"]) == 2  # the first RS came back as revision 3
 
+    cluster.kubectl("rollout", "undo", "-n", ns, "deployment/web", "--to-revision=2")
+    cluster.kubectl("rollout", "status", "-n", ns, "deployment/web", "--timeout=120s", timeout=130)
+    deploy = _get(cluster, ns, "deployment", "web")
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:2"
+    assert deploy["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "4"
+
 
 def test_paused_deployment_does_not_roll_until_resumed(cluster: ServerProcess) -> None:
     ns = _namespace(cluster, "paused")
@@ -273,6 +279,59 @@ def test_paused_deployment_does_not_roll_until_resumed(cluster: ServerProcess) -
     cluster.kubectl("rollout", "resume", "-n", ns, "deployment/web")
     cluster.kubectl("rollout", "status", "-n", ns, "deployment/web", "--timeout=120s", timeout=130)
     assert wait_for(lambda: _available(cluster, ns, "web", 2), timeout=30, what="web Available after resume")
+
+
+def test_pausing_mid_rollout_freezes_it_until_resumed(cluster: ServerProcess) -> None:
+    ns = _namespace(cluster, "midway")
+    slow = """
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: slow}
+    spec:
+      replicas: 4
+      strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+      selector: {matchLabels: {app: slow}}
+      template:
+        metadata: {labels: {app: slow}}
+        spec:
+          terminationGracePeriodSeconds: 1
+          containers:
+          - name: app
+            image: IMAGE
+            command: ["sleep", "3600"]
+            readinessProbe: {exec: {command: ["true"]}, initialDelaySeconds: 2, periodSeconds: 1}
+    """
+    _apply(cluster, slow.replace("IMAGE", "busybox:1"), ns)
+    assert wait_for(lambda: _available(cluster, ns, "slow", 4), timeout=120, what="slow Available")
+    _apply(cluster, slow.replace("IMAGE", "busybox:2"), ns)
+    wait_for(
+        lambda: 1 <= _get(cluster, ns, "deployment", "slow")["status"].get("updatedReplicas", 0) < 4,
+        timeout=60,
+        what="the rollout to be under way",
+    )
+    cluster.kubectl("rollout", "pause", "-n", ns, "deployment/slow")
+    wait_for(
+        lambda: (
+            (_condition(_get(cluster, ns, "deployment", "slow"), "Progressing") or {}).get("reason")
+            == "DeploymentPaused"
+        ),
+        timeout=30,
+        what="DeploymentPaused",
+    )
+
+    def sizes() -> dict[str, int]:
+        return {rs["metadata"]["name"]: rs["spec"]["replicas"] for rs in _get(cluster, ns, "replicasets")["items"]}
+
+    frozen = sizes()
+    time.sleep(5)  # longer than a rollout step takes here (a new pod is ready after ~2 s)
+    assert sizes() == frozen, "a paused rollout went on"
+    assert len(frozen) == 2 and min(frozen.values()) >= 1  # caught half-way: old and new ReplicaSets both have pods
+    cluster.kubectl("rollout", "resume", "-n", ns, "deployment/slow")
+    cluster.kubectl("rollout", "status", "-n", ns, "deployment/slow", "--timeout=120s", timeout=130)
+    images = {
+        p["spec"]["containers"][0]["image"] for p in _pods(cluster, ns) if not p["metadata"].get("deletionTimestamp")
+    }
+    assert images == {"busybox:2"}
 
 
 def test_rollout_that_never_becomes_ready_exceeds_its_progress_deadline(cluster: ServerProcess) -> None:
