@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -37,3 +38,20 @@ def kubectl_popen(server: ServerProcess, *args: str, **kwargs: Any) -> subproces
     home.mkdir(exist_ok=True)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "KUBECONFIG": str(server.kubeconfig)}
     return subprocess.Popen([*netns_exec_prefix(server.netns), KUBECTL, *args], env=env, text=True, **kwargs)
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 30.0, every: float = 0.1) -> Any:
+    """The async `wait_for`: `check` may be sync or return an awaitable; its first truthy result."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return result
+            await asyncio.sleep(every)
+
+
+async def kubectl_async(server: ServerProcess, *args: str, **options: Any) -> subprocess.CompletedProcess[str]:
+    """`server.kubectl` off the event loop, so in-process controllers keep working meanwhile."""
+    return await asyncio.to_thread(server.kubectl, *args, **options)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from kubelite.controllers.namespace import NamespaceController
 from kubelite.controllers.rootca import DESCRIPTION, RootCACertPublisher
 from kubelite.controllers.serviceaccount import ServiceAccountController
 from kubelite.machinery.errors import ApiError
+from kubelite.testing.cluster import eventually, kubectl_async
 from kubelite.testing.server import ServerProcess
 
 NAMESPACES = builtin("", "namespaces")
@@ -31,7 +32,6 @@ SECRETS = builtin("", "secrets")
 SERVICES = builtin("", "services")
 DEPLOYMENTS = builtin("apps", "deployments")
 PODS = builtin("", "pods")
-WAIT = 30.0
 
 CONTENT = """
 apiVersion: v1
@@ -104,22 +104,6 @@ async def controllers(server: ServerProcess) -> AsyncIterator[HttpClient]:
                     task.cancel()
 
 
-async def kubectl(server: ServerProcess, *args: str, **options: Any) -> Any:
-    """Run kubectl off the event loop, so the controllers keep working meanwhile."""
-    return await asyncio.to_thread(server.kubectl, *args, **options)
-
-
-async def eventually(check: Callable[[], Any], *, timeout: float = WAIT, every: float = 0.1) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return result
-            await asyncio.sleep(every)
-
-
 async def fetch(client: HttpClient, resource: Any, name: str, namespace: str | None = None) -> dict[str, Any] | None:
     try:
         return await client.get(resource, name, namespace)
@@ -130,13 +114,13 @@ async def fetch(client: HttpClient, resource: Any, name: str, namespace: str | N
 
 
 async def namespace_gone(server: ServerProcess, name: str) -> bool:
-    result = await kubectl(server, "get", "namespace", name, "-o", "name", check=False)
+    result = await kubectl_async(server, "get", "namespace", name, "-o", "name", check=False)
     return result.returncode != 0 and "NotFound" in result.stderr
 
 
 async def test_new_namespace_gets_default_service_account_and_root_ca(lifecycle_server: ServerProcess) -> None:
     async with controllers(lifecycle_server) as client:
-        await kubectl(lifecycle_server, "create", "namespace", "fresh")
+        await kubectl_async(lifecycle_server, "create", "namespace", "fresh")
         account = await eventually(lambda: fetch(client, SERVICE_ACCOUNTS, "default", "fresh"))
         assert account["metadata"]["namespace"] == "fresh"
         cm = await eventually(lambda: fetch(client, CONFIG_MAPS, "kube-root-ca.crt", "fresh"))
@@ -144,8 +128,8 @@ async def test_new_namespace_gets_default_service_account_and_root_ca(lifecycle_
         assert ca is not None and cm["data"] == {"ca.crt": ca.decode()}
         assert cm["metadata"]["annotations"]["kubernetes.io/description"] == DESCRIPTION
 
-        await kubectl(lifecycle_server, "delete", "serviceaccount", "default", "-n", "fresh")
-        await kubectl(lifecycle_server, "delete", "configmap", "kube-root-ca.crt", "-n", "fresh")
+        await kubectl_async(lifecycle_server, "delete", "serviceaccount", "default", "-n", "fresh")
+        await kubectl_async(lifecycle_server, "delete", "configmap", "kube-root-ca.crt", "-n", "fresh")
 
         async def replaced(resource: Any, name: str, old: dict[str, Any]) -> bool:
             found = await fetch(client, resource, name, "fresh")
@@ -159,13 +143,13 @@ async def test_kubectl_delete_namespace_removes_its_objects_then_the_namespace(
     lifecycle_server: ServerProcess,
 ) -> None:
     async with controllers(lifecycle_server) as client:
-        await kubectl(lifecycle_server, "create", "namespace", "doomed")
-        await kubectl(lifecycle_server, "create", "namespace", "bystander")
+        await kubectl_async(lifecycle_server, "create", "namespace", "doomed")
+        await kubectl_async(lifecycle_server, "create", "namespace", "bystander")
         for ns in ("doomed", "bystander"):
-            await kubectl(lifecycle_server, "apply", "-n", ns, "-f", "-", input=CONTENT)
+            await kubectl_async(lifecycle_server, "apply", "-n", ns, "-f", "-", input=CONTENT)
         await eventually(lambda: fetch(client, SERVICE_ACCOUNTS, "default", "doomed"))
 
-        out = await kubectl(lifecycle_server, "delete", "namespace", "doomed", "--wait=false")
+        out = await kubectl_async(lifecycle_server, "delete", "namespace", "doomed", "--wait=false")
         assert 'namespace "doomed" deleted' in out.stdout
         await eventually(lambda: namespace_gone(lifecycle_server, "doomed"), every=0.25)
 
@@ -174,7 +158,7 @@ async def test_kubectl_delete_namespace_removes_its_objects_then_the_namespace(
         assert await fetch(client, CONFIG_MAPS, "settings", "bystander") is not None
         assert await fetch(client, PODS, "loose", "bystander") is not None
         # a namespace of the same name starts empty
-        await kubectl(lifecycle_server, "create", "namespace", "doomed")
+        await kubectl_async(lifecycle_server, "create", "namespace", "doomed")
         assert await fetch(client, CONFIG_MAPS, "settings", "doomed") is None
 
 
@@ -182,13 +166,13 @@ async def test_foreign_finalizers_hold_the_namespace_with_upstream_conditions(
     lifecycle_server: ServerProcess,
 ) -> None:
     async with controllers(lifecycle_server) as client:
-        await kubectl(lifecycle_server, "create", "namespace", "held")
+        await kubectl_async(lifecycle_server, "create", "namespace", "held")
         held = {"metadata": {"name": "held-cm", "finalizers": ["example.com/hold"]}, "data": {"a": "b"}}
         await client.create(CONFIG_MAPS, held, "held")
-        await kubectl(lifecycle_server, "delete", "namespace", "held", "--wait=false")
+        await kubectl_async(lifecycle_server, "delete", "namespace", "held", "--wait=false")
 
         async def conditions() -> dict[str, dict[str, Any]] | None:
-            out = await kubectl(lifecycle_server, "get", "namespace", "held", "-o", "json")
+            out = await kubectl_async(lifecycle_server, "get", "namespace", "held", "-o", "json")
             status = json.loads(out.stdout)["status"]
             found = {c["type"]: c for c in status.get("conditions") or ()}
             remaining = found.get("NamespaceFinalizersRemaining")
@@ -203,10 +187,10 @@ async def test_foreign_finalizers_hold_the_namespace_with_upstream_conditions(
             "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
         )
         assert found["NamespaceDeletionContentFailure"]["status"] == "False"
-        table = (await kubectl(lifecycle_server, "get", "namespace", "held")).stdout
+        table = (await kubectl_async(lifecycle_server, "get", "namespace", "held")).stdout
         assert "Terminating" in table
 
-        await kubectl(
+        await kubectl_async(
             lifecycle_server, "patch", "configmap", "held-cm", "-n", "held", "--type=merge",
             "-p", '{"metadata":{"finalizers":null}}',
         )  # fmt: skip

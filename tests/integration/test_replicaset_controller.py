@@ -20,13 +20,13 @@ from kubelite.client.informer import SharedInformerFactory
 from kubelite.controllers.base import ControllerContext
 from kubelite.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 from kubelite.machinery.meta import now, rfc3339
+from kubelite.testing.cluster import eventually, kubectl_async
 from kubelite.testing.server import ServerProcess
 
 PODS = builtin("", "pods")
 EVENTS = builtin("", "events")
 REPLICASETS = builtin("apps", "replicasets")
 REPLICATION_CONTROLLERS = builtin("", "replicationcontrollers")
-WAIT = 30.0
 
 REPLICA_SET = """
 apiVersion: apps/v1
@@ -99,22 +99,6 @@ async def controllers(server: ServerProcess) -> AsyncIterator[Running]:
                     task.cancel()
 
 
-async def kubectl(server: ServerProcess, *args: str, **options: Any) -> Any:
-    """Run kubectl off the event loop, so the controllers keep working meanwhile."""
-    return await asyncio.to_thread(server.kubectl, *args, **options)
-
-
-async def eventually(check: Callable[[], Any], *, timeout: float = WAIT, every: float = 0.1) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return result
-            await asyncio.sleep(every)
-
-
 async def active_pods(client: HttpClient, namespace: str, selector: str) -> list[dict[str, Any]]:
     items = (await client.list(PODS, namespace, label_selector=selector))["items"]
     return [p for p in items if not p["metadata"].get("deletionTimestamp")]
@@ -134,8 +118,8 @@ async def status_of(client: HttpClient, resource: Any, name: str, namespace: str
 async def test_replicaset_scales_replaces_pods_and_reports_status_to_kubectl(rs_server: ServerProcess) -> None:
     async with controllers(rs_server) as running:
         client = running.client
-        await kubectl(rs_server, "create", "namespace", "rs-basic")
-        await kubectl(rs_server, "apply", "-n", "rs-basic", "-f", "-", input=REPLICA_SET)
+        await kubectl_async(rs_server, "create", "namespace", "rs-basic")
+        await kubectl_async(rs_server, "apply", "-n", "rs-basic", "-f", "-", input=REPLICA_SET)
         pods = await eventually(
             lambda: _when(active_pods(client, "rs-basic", "app=web"), lambda found: len(found) == 3)
         )
@@ -162,12 +146,12 @@ async def test_replicaset_scales_replaces_pods_and_reports_status_to_kubectl(rs_
             "availableReplicas": 3,
             "observedGeneration": 1,
         }
-        table = (await kubectl(rs_server, "get", "rs", "web", "-n", "rs-basic")).stdout.splitlines()
+        table = (await kubectl_async(rs_server, "get", "rs", "web", "-n", "rs-basic")).stdout.splitlines()
         assert table[0].split()[:4] == ["NAME", "DESIRED", "CURRENT", "READY"]
         assert table[1].split()[:4] == ["web", "3", "3", "3"]
 
         victim = pods[0]["metadata"]["name"]
-        await kubectl(rs_server, "delete", "pod", victim, "-n", "rs-basic", "--wait=false")
+        await kubectl_async(rs_server, "delete", "pod", victim, "-n", "rs-basic", "--wait=false")
         replaced = await eventually(
             lambda: _when(
                 active_pods(client, "rs-basic", "app=web"),
@@ -177,7 +161,7 @@ async def test_replicaset_scales_replaces_pods_and_reports_status_to_kubectl(rs_
         first = {p["metadata"]["name"] for p in pods}
         newcomer = next(p for p in replaced if p["metadata"]["name"] not in first)
 
-        await kubectl(rs_server, "scale", "rs/web", "-n", "rs-basic", "--replicas=2")
+        await kubectl_async(rs_server, "scale", "rs/web", "-n", "rs-basic", "--replicas=2")
         kept = await eventually(
             lambda: _when(active_pods(client, "rs-basic", "app=web"), lambda found: len(found) == 2)
         )
@@ -196,10 +180,10 @@ async def test_replicaset_scales_replaces_pods_and_reports_status_to_kubectl(rs_
 async def test_replication_controller_adopts_and_releases_by_its_label_map(rs_server: ServerProcess) -> None:
     async with controllers(rs_server) as running:
         client = running.client
-        await kubectl(rs_server, "create", "namespace", "rc-adopt")
+        await kubectl_async(rs_server, "create", "namespace", "rc-adopt")
         loose = {"metadata": {"name": "loose", "labels": {"app": "legacy"}}, "spec": _spec()}
         await client.create(PODS, loose, "rc-adopt")
-        await kubectl(rs_server, "apply", "-n", "rc-adopt", "-f", "-", input=REPLICATION_CONTROLLER)
+        await kubectl_async(rs_server, "apply", "-n", "rc-adopt", "-f", "-", input=REPLICATION_CONTROLLER)
         rc = await client.get(REPLICATION_CONTROLLERS, "legacy", "rc-adopt")
 
         async def adopted() -> bool:
@@ -213,7 +197,7 @@ async def test_replication_controller_adopts_and_releases_by_its_label_map(rs_se
         )
         assert "loose" in [p["metadata"]["name"] for p in pods]
 
-        await kubectl(rs_server, "label", "pod", "loose", "app=elsewhere", "--overwrite", "-n", "rc-adopt")
+        await kubectl_async(rs_server, "label", "pod", "loose", "app=elsewhere", "--overwrite", "-n", "rc-adopt")
 
         async def released() -> bool:
             pod = await client.get(PODS, "loose", "rc-adopt")
@@ -221,20 +205,20 @@ async def test_replication_controller_adopts_and_releases_by_its_label_map(rs_se
 
         await eventually(released)
         await eventually(lambda: _when(active_pods(client, "rc-adopt", "app=legacy"), lambda found: len(found) == 2))
-        out = await kubectl(rs_server, "get", "rc", "legacy", "-n", "rc-adopt", "-o", "json")
+        out = await kubectl_async(rs_server, "get", "rc", "legacy", "-n", "rc-adopt", "-o", "json")
         assert json.loads(out.stdout)["status"]["replicas"] == 2
 
 
 async def test_terminating_namespace_stops_replacements_without_a_replica_failure(rs_server: ServerProcess) -> None:
     async with controllers(rs_server) as running:
         client = running.client
-        await kubectl(rs_server, "create", "namespace", "rs-ending")
-        await kubectl(rs_server, "apply", "-n", "rs-ending", "-f", "-", input=REPLICA_SET)
+        await kubectl_async(rs_server, "create", "namespace", "rs-ending")
+        await kubectl_async(rs_server, "apply", "-n", "rs-ending", "-f", "-", input=REPLICA_SET)
         pods = await eventually(
             lambda: _when(active_pods(client, "rs-ending", "app=web"), lambda found: len(found) == 3)
         )
         # nothing finalizes namespaces here, so it stays Terminating and refuses new pods
-        await kubectl(rs_server, "delete", "namespace", "rs-ending", "--wait=false")
+        await kubectl_async(rs_server, "delete", "namespace", "rs-ending", "--wait=false")
         await client.delete(PODS, pods[0]["metadata"]["name"], "rs-ending")
         await eventually(
             lambda: _when(status_of(client, REPLICASETS, "web", "rs-ending"), lambda s: s.get("replicas") == 2)
