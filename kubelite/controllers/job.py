@@ -69,7 +69,6 @@ SYNC_JOB_BATCH_PERIOD = 1.0  # seconds; upstream's syncJobBatchPeriod
 SLOW_START_INITIAL_BATCH_SIZE = 1
 ORPHAN_POD_PREFIX = "pod:"
 REMOVE_FINALIZER_PATCH = {"metadata": {"$deleteFromPrimitiveList/finalizers": [JOB_TRACKING_FINALIZER]}}
-ADD_FINALIZER_PATCH = {"metadata": {"finalizers": [JOB_TRACKING_FINALIZER]}}
 
 
 class FinalizerExpectations:
@@ -352,7 +351,6 @@ class JobController(Controller):
         finalizer) and releasing pods it controls that no longer match."""
         selector = label_selector_from_dict((job.get("spec") or {}).get("selector"))
         candidates = self.pods.by_index(NAMESPACE_INDEX, namespace_of(job))
-        owned_before = {uid_of(p) for p in candidates if is_controlled_by(p, job)}
 
         async def fresh() -> dict[str, Any] | None:
             try:
@@ -362,30 +360,11 @@ class JobController(Controller):
                     return None
                 raise
 
-        owned = await claim(
+        return await claim(
             self.client, PODS, job, selector, candidates,
             owner_api_version=JOB_API_VERSION, owner_kind=JOB_KIND, fresh_owner=fresh,
+            finalizers=[JOB_TRACKING_FINALIZER],
         )  # fmt: skip
-        pods = []
-        for pod in owned:
-            if uid_of(pod) not in owned_before and not has_tracking_finalizer(pod):
-                pod = await self._track_adopted(pod)
-            pods.append(pod)
-        return pods
-
-    async def _track_adopted(self, pod: dict[str, Any]) -> dict[str, Any]:
-        """Give an adopted pod the tracking finalizer (upstream adds it with the adoption)."""
-        try:
-            return await self.client.patch(
-                PODS, name_of(pod), ADD_FINALIZER_PATCH, namespace_of(pod), patch_type="strategic"
-            )
-        except ApiError as exc:
-            log.warning(
-                "cannot add the tracking finalizer to an adopted pod", extra={"pod": key_of(pod), "error": str(exc)}
-            )
-            tracked = deep_copy(pod)
-            tracked["metadata"]["finalizers"] = [*(tracked["metadata"].get("finalizers") or ()), JOB_TRACKING_FINALIZER]
-            return tracked
 
     # -- creating and deleting pods ------------------------------------------------------------------
 

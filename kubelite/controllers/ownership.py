@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from kubelite.client.events import NORMAL, WARNING, EventRecorder
@@ -86,11 +86,14 @@ async def claim(
     owner_api_version: str,
     owner_kind: str,
     fresh_owner: Callable[[], Awaitable[dict[str, Any] | None]],
+    finalizers: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """The objects `owner` controls after adopting and releasing (see the module docstring).
 
     `fresh_owner` reads the owner from the API (not the cache); it is called at most once, before
-    the first adoption.  Failed adoptions/releases are logged and skipped; NotFound is ignored.
+    the first adoption.  `finalizers` are added in the same patch as the adoption (the Job
+    controller's tracking finalizer), so no adopted object is ever without them.  Failed
+    adoptions/releases are logged and skipped; NotFound is ignored.
     """
     owner_meta = owner.get("metadata") or {}
     owner_uid = owner_meta.get("uid")
@@ -119,22 +122,30 @@ async def claim(
             )
         if not adoption_checked:
             continue
-        adopted = await _adopt(client, resource, obj, owner, owner_api_version, owner_kind)
+        adopted = await _adopt(client, resource, obj, owner, owner_api_version, owner_kind, finalizers)
         if adopted is not None:
             owned.append(adopted)
     return owned
 
 
 async def _adopt(
-    client: Client, resource: Resource, obj: dict[str, Any], owner: dict[str, Any], api_version: str, kind: str
+    client: Client,
+    resource: Resource,
+    obj: dict[str, Any],
+    owner: dict[str, Any],
+    api_version: str,
+    kind: str,
+    finalizers: Sequence[str],
 ) -> dict[str, Any] | None:
     meta = obj.get("metadata") or {}
-    body = {
+    body: dict[str, Any] = {
         "metadata": {
             "ownerReferences": [owner_reference(owner, api_version=api_version, kind=kind)],
             "uid": meta.get("uid"),
         }
     }
+    if finalizers:
+        body["metadata"]["finalizers"] = list(finalizers)  # a merge list: added to the object's own
     try:
         return await client.patch(resource, name_of(obj), body, namespace_of(obj) or None, patch_type="strategic")
     except ApiError as exc:

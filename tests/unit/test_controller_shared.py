@@ -211,6 +211,32 @@ async def test_claim_adopts_matching_orphans_releases_mismatches_and_skips_forei
     assert not stored["unrelated"]["metadata"].get("ownerReferences")
 
 
+async def test_claim_adds_finalizers_with_the_adoption_and_keeps_the_objects_own() -> None:
+    client = FakeClient()
+    await make(client, "orphan", {"app": "web"})
+    await client.patch(PODS, "orphan", {"metadata": {"finalizers": ["their/own"]}}, "ns")
+    candidates = (await client.list(PODS, "ns"))["items"]
+    rs = owner()
+
+    async def fresh() -> dict[str, Any]:
+        return rs
+
+    owned = await claim(
+        client,
+        PODS,
+        rs,
+        label_selector_from_dict({"matchLabels": {"app": "web"}}),
+        candidates,
+        owner_api_version="apps/v1",
+        owner_kind="ReplicaSet",
+        fresh_owner=fresh,
+        finalizers=["batch.kubernetes.io/job-tracking"],
+    )
+    assert sorted(owned[0]["metadata"]["finalizers"]) == ["batch.kubernetes.io/job-tracking", "their/own"]
+    adoptions = [a for a in client.actions if a.verb == "patch"][-1:]
+    assert adoptions and "ownerReferences" in adoptions[0].body["metadata"]  # one patch does both
+
+
 async def test_claim_never_adopts_into_a_deleted_or_replaced_owner() -> None:
     client = FakeClient()
     await make(client, "orphan", {"app": "web"})
