@@ -70,8 +70,12 @@ class Indexer:
     # -- writes -----------------------------------------------------------------------------------
 
     def add_index(self, name: str, func: IndexFunc) -> None:
-        """Add an index (also over the objects already stored); ValueError if `name` is taken."""
+        """Add an index (also over the objects already stored).  Adding the same function under the
+        same name again is a no-op (controllers sharing an informer may each ask for it); another
+        function under a taken name is a ValueError."""
         if name in self._indexers:
+            if self._indexers[name] is func:
+                return
             raise ValueError(f"index {name!r} already exists")
         self._indexers[name] = func
         index: dict[str, set[str]] = {}

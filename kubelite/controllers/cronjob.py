@@ -28,7 +28,6 @@ Contracts:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -278,8 +277,7 @@ class CronJobController(Controller):
         super().__init__(context)
         self.cronjobs = self.informer(CRONJOBS)
         self.jobs = self.informer(JOBS)
-        with contextlib.suppress(ValueError):  # already there: another instance on this factory added it
-            self.jobs.add_index(CONTROLLER_UID_INDEX, _cronjob_uid)
+        self.jobs.add_index(CONTROLLER_UID_INDEX, _cronjob_uid)
         self._reported: dict[str, set[str]] = {}  # key → once-only events recorded in its last sync
         self.cronjobs.add_handler(self.enqueue, self._on_cronjob_update, self.enqueue)
         self.jobs.add_handler(self._on_job_add, self._on_job_update, self._on_job_delete)

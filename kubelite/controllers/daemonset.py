@@ -156,14 +156,8 @@ class DaemonSetController(Controller):
         self.history = DaemonSetHistory(self.client, self.revisions, fresh_owner=self._fresh)
         self.pods = self.informer(PODS)
         self.nodes = self.informer(NODES)
-        for informer, index, func in (
-            (self.pods, POD_OWNER_INDEX, pod_owner_index),
-            (self.revisions, REVISION_OWNER_INDEX, owner_uid_index),
-        ):
-            try:
-                informer.add_index(index, func)
-            except ValueError:
-                pass  # another controller on this shared informer added the same index
+        self.pods.add_index(POD_OWNER_INDEX, pod_owner_index)  # shared with the replica controllers
+        self.revisions.add_index(REVISION_OWNER_INDEX, owner_uid_index)
         self.daemonsets.add_handler(self.enqueue, self._on_daemonset_update, self._on_daemonset_delete)
         self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
         self.revisions.add_handler(self._on_revision_add, self._on_revision_update, self._on_revision_delete)

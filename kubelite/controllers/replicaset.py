@@ -178,10 +178,7 @@ class ReplicaController(Controller):
         self.pod_control = PodControl(self.client, self.recorder)
         self.owners = self.informer(self.kind.resource)
         self.pods = self.informer(PODS)
-        try:
-            self.pods.add_index(POD_OWNER_INDEX, pod_owner_index)
-        except ValueError:
-            pass  # the other replica controller on this shared informer added the same index
+        self.pods.add_index(POD_OWNER_INDEX, pod_owner_index)  # the same index for every replica controller
         self.owners.add_handler(self.enqueue, self._on_owner_update, self._on_owner_delete)
         self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
 

@@ -375,7 +375,10 @@ async def test_namespace_and_custom_indexes_follow_changes() -> None:
         await eventually(lambda: [_name(o) for o in informer.by_index("node", "n2")] == ["p1"])
         assert informer.indexer.index_values("namespace") == ["default"]
         # an index added later covers what is cached already
-        informer.add_index("name", lambda obj: [obj["metadata"]["name"]])
+        by_name = lambda obj: [obj["metadata"]["name"]]  # noqa: E731
+        informer.add_index("name", by_name)
+        assert [_name(o) for o in informer.by_index("name", "p3")] == ["p3"]
+        informer.add_index("name", by_name)  # a second controller asking for the same index
         assert [_name(o) for o in informer.by_index("name", "p3")] == ["p3"]
         with pytest.raises(ValueError):
             informer.add_index("node", lambda obj: [])
