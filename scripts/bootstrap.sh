@@ -14,6 +14,18 @@ if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
     exit 1
   fi
 fi
+# Tools the node agent and the service proxy call as root: nsenter/unshare (util-linux), ip (iproute2), nft.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=""
+  command -v ip >/dev/null || missing="$missing iproute2"
+  command -v nft >/dev/null || missing="$missing nftables"
+  command -v nsenter >/dev/null || missing="$missing util-linux"
+  if [ -n "$missing" ]; then
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi

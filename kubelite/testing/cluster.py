@@ -37,7 +37,7 @@ def kubectl_popen(server: ServerProcess, *args: str, **kwargs: Any) -> subproces
     home = server.data_dir / "home"
     home.mkdir(exist_ok=True)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "KUBECONFIG": str(server.kubeconfig)}
-    return subprocess.Popen([*netns_exec_prefix(server.netns), KUBECTL, *args], env=env, text=True, **kwargs)
+    return subprocess.Popen([*netns_exec_prefix(server.client_netns), KUBECTL, *args], env=env, text=True, **kwargs)
 
 
 async def eventually(check: Callable[[], Any], *, timeout: float = 30.0, every: float = 0.1) -> Any:

@@ -4,6 +4,9 @@ The server runs as a child process on an ephemeral port with its own data direct
 it by PID (SIGTERM, then SIGKILL), so nothing outlives a test. With `netns` set (a name under /run/netns, e.g.
 a `NetnsLab` host's), the server and every `kubectl()` run inside that network namespace; pass
 `extra_args=["--bind-address", host.ip]` to serve on the lab address (the last --bind-address wins).
+With `expose_on_loopback` as well, a `LoopbackForwarder` makes the server reachable from the test process at
+127.0.0.1 (the serving certificate names it), `kubeconfig` points there, and kubectl runs in the caller's own
+namespace — so the kubernetes client, `kubectl port-forward` listeners and the test share one network view.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubelite.testing.forward import LoopbackForwarder
 from kubelite.testing.netns import netns_exec_prefix
 
 KUBECTL = "/usr/bin/kubectl"
@@ -30,10 +34,28 @@ class ServerProcess:
     url: str = ""
     port: int = 0
     netns: str | None = None
+    expose_on_loopback: bool = False
+    forwarder: LoopbackForwarder | None = None
 
     @property
     def kubeconfig(self) -> Path:
+        if self.forwarder is not None:
+            return self.data_dir / "kubeconfig-loopback.yaml"
         return self.data_dir / "kubeconfig.yaml"
+
+    @property
+    def client_netns(self) -> str | None:
+        """Where kubectl must run to reach the server: nowhere special once it is forwarded to loopback."""
+        return None if self.forwarder is not None else self.netns
+
+    def _expose(self) -> None:
+        host = self.url.removeprefix("https://").rsplit(":", 1)[0].strip("[]")
+        assert self.netns is not None
+        self.forwarder = LoopbackForwarder(self.netns, host, self.port)
+        text = (self.data_dir / "kubeconfig.yaml").read_text()
+        (self.data_dir / "kubeconfig-loopback.yaml").write_text(
+            text.replace(self.url, f"https://127.0.0.1:{self.forwarder.port}")
+        )
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -63,16 +85,19 @@ class ServerProcess:
                 self.url = line.strip().rsplit(" ", 1)[-1]
                 self.port = int(self.url.rsplit(":", 1)[-1])
             if line.startswith("export KUBECONFIG="):
+                if self.expose_on_loopback and self.netns is not None:
+                    self._expose()
                 return self
         self.stop()
-        raise RuntimeError(
-            f"kubelite server did not start; log: {(self.data_dir / 'server.log').read_text()[-3000:]}"
-        )
+        raise RuntimeError(f"kubelite server did not start; log: {(self.data_dir / 'server.log').read_text()[-3000:]}")
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is None:
             return
         terminate(self.process, timeout)
+        if self.forwarder is not None:
+            self.forwarder.close()
+            self.forwarder = None
         if self.process.stdout:
             self.process.stdout.close()
         self._log.close()
@@ -96,7 +121,7 @@ class ServerProcess:
             **(env or {}),
         }
         result = subprocess.run(
-            [*netns_exec_prefix(self.netns), KUBECTL, *args],
+            [*netns_exec_prefix(self.client_netns), KUBECTL, *args],
             input=input,
             capture_output=True,
             text=True,

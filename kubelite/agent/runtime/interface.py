@@ -136,6 +136,16 @@ class Resources:
 
 
 @dataclass(frozen=True, slots=True)
+class Mount:
+    """A bind mount into the container's mount namespace: `host_path` (a file or a directory on the node)
+    appears at `container_path`.  Mounts apply in order, so a later one may sit inside an earlier one."""
+
+    host_path: str
+    container_path: str
+    readonly: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerConfig:
     """One container.  `command` is already resolved (the image's entrypoint/cmd merged with the pod
     spec's command/args); `command[0]` is looked up in ``env["PATH"]``.  `working_dir` ``""`` means
@@ -156,6 +166,7 @@ class ContainerConfig:
     attempt: int = 0
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from kubelite.agent.runtime.interface import (
     ContainerConfig,
     ContainerState,
     ContainerStatus,
+    Mount,
     PodSandboxConfig,
     PodSandboxStatus,
     Resources,
@@ -171,6 +172,7 @@ class ContainerRecord:
         config_data = dict(data["config"])
         config_data["command"] = tuple(config_data["command"])
         config_data["resources"] = Resources(**config_data["resources"])
+        config_data["mounts"] = tuple(Mount(**m) for m in config_data.get("mounts") or ())
         values = dict(data)
         values["config"] = ContainerConfig(**config_data)
         values["state"] = ContainerState(data["state"])
