@@ -34,8 +34,17 @@ from kubelite.components import (
     run_joined_agent,
     run_scheduler,
 )
+from kubelite.controllers.manager import ControllerOptions
 from kubelite.machinery.errors import ApiError
 from kubelite.machinery.meta import parse_time
+from kubelite.machinery.network import (
+    DEFAULT_CLUSTER_CIDR,
+    DEFAULT_CLUSTER_DOMAIN,
+    DEFAULT_NODE_CIDR_MASK,
+    DEFAULT_SERVICE_CIDR,
+    ClusterNetwork,
+    parse_port_range,
+)
 from kubelite.storage.interface import Backend
 from kubelite.storage.sqlite import SqliteBackend
 
@@ -62,6 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--disable-controllers", action="store_true", help="do not run the controller manager (workload controllers)"
     )
     server.add_argument("--disable-agent", action="store_true", help="do not run a node agent on this machine")
+    network = server.add_argument_group("cluster network (published to every node)")
+    network.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR, help="pod addresses, split per node")
+    network.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR, help="ClusterIP addresses")
+    network.add_argument("--node-cidr-mask-size", type=int, default=DEFAULT_NODE_CIDR_MASK)
+    network.add_argument("--cluster-dns", default="", help="the kube-dns ClusterIP (default: service CIDR + 10)")
+    network.add_argument("--cluster-domain", default=DEFAULT_CLUSTER_DOMAIN)
+    network.add_argument("--service-node-port-range", default="30000-32767")
+    healing = server.add_argument_group("auto-healing and auto-scaling")
+    healing.add_argument(
+        "--node-monitor-grace-period", type=float, default=40.0, help="seconds without a heartbeat before Unknown"
+    )
+    healing.add_argument("--default-not-ready-toleration-seconds", type=int, default=300)
+    healing.add_argument("--default-unreachable-toleration-seconds", type=int, default=300)
+    healing.add_argument("--metrics-resolution", type=float, default=15.0, help="seconds between metrics scrapes")
+    healing.add_argument("--hpa-sync-period", type=float, default=15.0, help="seconds between autoscaler syncs")
     _add_node_arguments(server)
 
     agent = commands.add_parser("agent", help="run a node agent that joins a server")
@@ -92,6 +116,19 @@ def _add_node_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubelet-port", type=int, default=10250, help="the agent's HTTPS port (0 picks a free one)")
     parser.add_argument("--kubelet-bind-address", default="0.0.0.0")
     parser.add_argument("--max-pods", type=int, default=110, help="pods this node accepts (the node's pods capacity)")
+    parser.add_argument(
+        "--pod-network",
+        choices=("auto", "bridge", "host"),
+        default="auto",
+        help="bridge: a network namespace and address per pod (root); host: pods share the node's network; "
+        "auto: bridge when possible",
+    )
+    parser.add_argument(
+        "--proxy-mode",
+        choices=("auto", "nftables", "userspace"),
+        default="auto",
+        help="how Services are routed on this node (auto: nftables when possible)",
+    )
 
 
 def node_options(args: argparse.Namespace, data_dir: Path) -> NodeOptions:
@@ -109,7 +146,25 @@ def node_options(args: argparse.Namespace, data_dir: Path) -> NodeOptions:
         kubelet_bind_address=args.kubelet_bind_address,
         labels=labels,
         max_pods=args.max_pods,
+        pod_network_mode=args.pod_network,
+        proxy_mode=args.proxy_mode,
     )
+
+
+def cluster_network(args: argparse.Namespace) -> ClusterNetwork:
+    try:
+        low, high = parse_port_range(args.service_node_port_range)
+        return ClusterNetwork(
+            cluster_cidr=args.cluster_cidr,
+            service_cidr=args.service_cidr,
+            node_cidr_mask=args.node_cidr_mask_size,
+            cluster_domain=args.cluster_domain,
+            cluster_dns=args.cluster_dns,
+            node_port_min=low,
+            node_port_max=high,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"kubelite: {exc}") from exc
 
 
 def open_backend(datastore: str, data_dir: Path) -> Backend:
@@ -155,6 +210,7 @@ async def run_server(args: argparse.Namespace) -> int:
     )
 
     token_secrets = bootstrap.ServerSecrets()
+    network = cluster_network(args)
 
     def authenticate(request: web.Request) -> Identity | None:
         transport = request.transport
@@ -170,6 +226,11 @@ async def run_server(args: argparse.Namespace) -> int:
             authenticate=authenticate,
             kubelet_ssl_context=kubelet_client_ssl_context(pki),
             extra_routes=[bootstrap.join_routes(token_secrets, pki)],
+            network=network,
+            advertise_address=args.advertise_address or args.node_ip or "",
+            metrics_resolution=args.metrics_resolution,
+            default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
+            default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
         ),
     )
     token_secrets.bind(server)
@@ -185,7 +246,12 @@ async def run_server(args: argparse.Namespace) -> int:
     loopback_url = f"https://{_url_host(_loopback(args.bind_address))}:{port}"
     components: list[Coroutine[Any, Any, None]] = []
     if not args.disable_controllers:
-        components.append(run_controller_manager(loopback_url, pki))
+        controller_options = ControllerOptions(
+            network=network,
+            node_monitor_grace_period=args.node_monitor_grace_period,
+            hpa_sync_period=args.hpa_sync_period,
+        )
+        components.append(run_controller_manager(loopback_url, pki, controller_options))
     if not args.disable_scheduler:
         components.append(run_scheduler(loopback_url, pki))
     if not args.disable_agent:

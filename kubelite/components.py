@@ -13,17 +13,23 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kubelite.agent.agent import Agent, AgentConfig
+from kubelite.agent.network.factory import bridge_unavailable_reason
+from kubelite.agent.nodenet import read_cluster_network, wait_for_pod_cidr
 from kubelite.agent.tls import kubelet_server_context
 from kubelite.apiserver.auth import certs
 from kubelite.apiserver.kubeletproxy import kubelet_client_context
+from kubelite.client.clock import RealClock
 from kubelite.client.events import EventRecorder
 from kubelite.client.http import HttpClient
 from kubelite.client.kubeconfig import KubeConfig, load_kubeconfig
-from kubelite.controllers.manager import ControllerManager
+from kubelite.controllers.manager import ControllerManager, ControllerOptions
+from kubelite.machinery.network import ClusterNetwork, gateway_address
+from kubelite.proxy.dns import DnsConfig, run_dns
+from kubelite.proxy.proxy import ProxyConfig, run_proxy
 from kubelite.scheduler.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,8 @@ class NodeOptions:
     kubelet_bind_address: str = "0.0.0.0"
     labels: dict[str, str] = field(default_factory=dict)
     max_pods: int = 110
+    pod_network_mode: str = "auto"
+    proxy_mode: str = "auto"
 
 
 def default_node_name() -> str:
@@ -84,11 +92,11 @@ async def run_scheduler(url: str, pki: certs.ClusterPki) -> None:
         await client.close()
 
 
-async def run_controller_manager(url: str, pki: certs.ClusterPki) -> None:
+async def run_controller_manager(url: str, pki: certs.ClusterPki, options: ControllerOptions) -> None:
     """Every workload controller (one shared set of informers) as the admin identity until cancelled."""
     client = _loopback_client(url, pki.ca_cert_pem, pki.admin_cert_pem, pki.admin_key_pem)
     try:
-        await ControllerManager(client, ca_pem=pki.ca_cert_pem).run()
+        await ControllerManager(client, options=replace(options, ca_pem=pki.ca_cert_pem)).run()
     finally:
         await client.close()
 
@@ -104,7 +112,8 @@ async def run_embedded_agent(
     client = _loopback_client(url, pki.ca_cert_pem, cert_pem, key_pem)
     labels = {CONTROL_PLANE_ROLE_LABEL: "", **options.labels}
     try:
-        await Agent(client, _agent_config(options, labels, pki.ca_cert_pem, serving_cert, serving_key)).run(on_ready)
+        config = _agent_config(options, labels, pki.ca_cert_pem, serving_cert, serving_key)
+        await _run_node(client, options, config, on_ready)
     finally:
         await client.close()
 
@@ -123,9 +132,37 @@ async def run_joined_agent(options: NodeOptions, on_ready: Callable[[], None] | 
             (tls / "kubelet.crt").read_bytes(),
             (tls / "kubelet.key").read_bytes(),
         )
-        await Agent(client, config).run(on_ready)
+        await _run_node(client, options, config, on_ready)
     finally:
         await client.close()
+
+
+async def _run_node(
+    client: HttpClient, options: NodeOptions, config: AgentConfig, on_ready: Callable[[], None] | None
+) -> None:
+    """A node's parts beside each other: the agent and the service proxy, both on the cluster's network
+    plan (read once from the API server's ConfigMap, so every node agrees with the server's flags)."""
+    cluster = await read_cluster_network(client, RealClock())
+    proxy = ProxyConfig(
+        node_name=options.node_name, node_ips=(options.node_ip,), cluster=cluster, mode=options.proxy_mode
+    )
+    async with asyncio.TaskGroup() as group:
+        group.create_task(Agent(client, replace(config, network=cluster)).run(on_ready))
+        group.create_task(run_proxy(client, proxy))
+        unavailable = "forced by --pod-network host" if options.pod_network_mode == "host" else None
+        if options.pod_network_mode == "auto":
+            unavailable = bridge_unavailable_reason()
+        if unavailable is None:
+            group.create_task(_run_node_dns(client, options, cluster))
+        else:
+            log.warning("no cluster DNS on this node: pods use the node's network", extra={"reason": unavailable})
+
+
+async def _run_node_dns(client: HttpClient, options: NodeOptions, cluster: ClusterNetwork) -> None:
+    """This node's DNS server, on its bridge address (the first of its pod CIDR), once it has one."""
+    pod_cidr = await wait_for_pod_cidr(client, options.node_name, RealClock())
+    config = DnsConfig(node_name=options.node_name, listen_ip=gateway_address(pod_cidr), cluster=cluster)
+    await run_dns(client, config)
 
 
 def _agent_config(
@@ -140,4 +177,5 @@ def _agent_config(
         kubelet_ssl_context=kubelet_server_context(ca_pem, serving_cert, serving_key),
         labels=labels,
         max_pods=options.max_pods,
+        pod_network_mode=options.pod_network_mode,
     )

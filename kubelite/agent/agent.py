@@ -1,10 +1,18 @@
 """The node agent: one object that owns a node's parts and their lifetimes.
 
 Parts: the container runtime, the event recorder, the kubelet endpoint (logs/exec/attach/port-forward for
-the API server), the Node object with its Lease heartbeat, and the pod manager.  `run()` starts them in
-dependency order inside one TaskGroup; cancelling it is shutdown, and shutdown stops every pod's
-processes: containers never outlive their agent (a killed agent's leftovers are recovered or removed by the
-next start, see `PodManager`).
+the API server), the Node object with its Lease heartbeat, the pod network, and the pod manager.  `run()`
+starts them in dependency order inside one TaskGroup; cancelling it is shutdown, and shutdown stops every
+pod's processes: containers never outlive their agent (a killed agent's leftovers are recovered or removed
+by the next start, see `PodManager`).
+
+Pod network start-up: the cluster's plan (`AgentConfig.network`, else the API server's ConfigMap, waited
+for), then the Node is registered, then — bridge mode only — the agent waits for the node's pod CIDR
+(nodeipam assigns it) and starts the network; routes to other nodes follow the Node objects
+(`nodenet.RouteSync`).  The pod manager runs meanwhile: hostNetwork pods start at once, the others wait
+for the network.  The mode is shown on the Node (annotation ``kubelite.io/pod-network`` and, in host mode,
+the Ready condition's message says that pods share the node's network).  Shutdown closes the network but
+never removes pods' networks: the next agent adopts them, or removes them as orphans.
 """
 
 from __future__ import annotations
@@ -16,14 +24,22 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from kubelite.agent.node import MAX_PODS, NodeStatusManager
+from kubelite.agent.network import create_pod_network, node_routes
+from kubelite.agent.network.interface import NetworkError, NodeRoute, PodNetwork
+from kubelite.agent.node import MAX_PODS, NetworkReport, NodeStatusManager
+from kubelite.agent.nodenet import RouteSync, read_cluster_network, wait_for_pod_cidr
 from kubelite.agent.pods.manager import PodManager
+from kubelite.agent.pods.networking import NodeNetworking
 from kubelite.agent.runtime.process import ProcessRuntime
+from kubelite.agent.stats import StatsCollector
 from kubelite.agent.streaming.server import KubeletServer
 from kubelite.agent.tls import authorize_api_server
+from kubelite.client.clock import RealClock
 from kubelite.client.events import EventRecorder
 from kubelite.client.interface import Client
+from kubelite.machinery.network import ClusterNetwork
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +57,46 @@ class AgentConfig:
     # None: isolate containers when this machine allows it; False: never
     isolated: bool | None = None
     max_pods: int = MAX_PODS
+    # the cluster's network plan; None: read the API server's ConfigMap (waiting until it exists)
+    network: ClusterNetwork | None = None
+    # "auto" (bridge as root, else host), "bridge" or "host"; "host" by default so that nothing touches the
+    # machine's network unless asked (the CLI passes "auto")
+    pod_network_mode: str = "host"
+    # tests only: the network namespace the node's network lives in (see create_pod_network)
+    host_netns: str | None = None
+
+
+NetworkFactory = Callable[[AgentConfig, ClusterNetwork], PodNetwork]
+RoutesFor = Callable[[list[dict[str, Any]]], list[NodeRoute]]
+
+
+def _default_network(config: AgentConfig, cluster: ClusterNetwork) -> PodNetwork:
+    return create_pod_network(
+        config.data_dir,
+        config.node_name,
+        config.node_ip,
+        cluster,
+        mode=config.pod_network_mode,
+        host_netns=config.host_netns,
+    )
 
 
 class Agent:
-    def __init__(self, client: Client, config: AgentConfig) -> None:
+    """`network_factory` / `routes_for` replace the real pod network (tests)."""
+
+    def __init__(
+        self,
+        client: Client,
+        config: AgentConfig,
+        *,
+        network_factory: NetworkFactory | None = None,
+        routes_for: RoutesFor | None = None,
+    ) -> None:
         self.client = client
         self.config = config
+        self._network_factory = network_factory or _default_network
+        self._routes_for = routes_for or node_routes
+        self.network: PodNetwork | None = None
 
     def _cgroup_root(self) -> str:
         # one subtree per agent: orphan clean-up of one agent must never touch another agent's containers
@@ -62,6 +112,9 @@ class Agent:
         if isolation:
             log.warning("container isolation is limited: %s", isolation)
         recorder = EventRecorder(self.client, "kubelet", config.node_name)
+        cluster = config.network or await read_cluster_network(self.client, RealClock())
+        network = self.network = self._network_factory(config, cluster)
+        networking = NodeNetworking(network, cluster, files_root=config.data_dir / "pod-files")
         pods = PodManager(
             self.client,
             runtime,
@@ -69,6 +122,7 @@ class Agent:
             node_name=config.node_name,
             node_ip=config.node_ip,
             log_root=config.data_dir / "pods",
+            networking=networking,
         )
         kubelet = KubeletServer(
             runtime,
@@ -77,6 +131,7 @@ class Agent:
             host=config.kubelet_bind_address,
             port=config.kubelet_port,
             authorize=authorize_api_server if config.kubelet_ssl_context is not None else None,
+            stats=StatsCollector(runtime, node_name=config.node_name),
         )
         try:
             kubelet_port = await kubelet.start()
@@ -95,19 +150,51 @@ class Agent:
                 group.create_task(recorder.run())
                 group.create_task(node.run())
                 group.create_task(pods.run())
+                group.create_task(self._run_network(networking, node))
                 if on_ready is not None:
                     on_ready()
         finally:
             log.info("agent stopping", extra={"node": config.node_name})
-            await asyncio.shield(self._stop(pods, kubelet, recorder, runtime))
+            await asyncio.shield(self._stop(pods, kubelet, recorder, runtime, network))
+
+    async def _run_network(self, networking: NodeNetworking, node: NodeStatusManager) -> None:
+        """Start the pod network (bridge: once the node has its pod CIDR), report its mode on the Node,
+        then keep the routes to other nodes in sync until cancelled."""
+        network, clock = networking.network, RealClock()
+        pod_cidr = None
+        if network.mode == "bridge":
+            pod_cidr = await wait_for_pod_cidr(self.client, self.config.node_name, clock)
+        delay = 0.2
+        while True:
+            try:
+                await network.start(pod_cidr)
+                break
+            except NetworkError as exc:  # e.g. nft or ip missing for a moment; retried with back-off
+                log.error("starting the pod network failed", extra={"error": str(exc)})
+                await clock.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        networking.ready.set()
+        if network.note:
+            log.warning("pods share the node's network", extra={"note": network.note})
+        log.info("pod network started", extra={"mode": network.mode, "pod_cidr": pod_cidr})
+        await node.report_network(NetworkReport(network.mode, network.note))
+        await RouteSync(self.client, network, routes_for=self._routes_for, clock=clock).run()
 
     async def _stop(
-        self, pods: PodManager, kubelet: KubeletServer, recorder: EventRecorder, runtime: ProcessRuntime
+        self,
+        pods: PodManager,
+        kubelet: KubeletServer,
+        recorder: EventRecorder,
+        runtime: ProcessRuntime,
+        network: PodNetwork,
     ) -> None:
         try:
             await pods.shutdown(stop_pods=True)
             await runtime.remove_all()
+            # the pods are gone, so are their network namespaces and addresses (the node's bridge stays)
+            await network.cleanup_orphans(set())
         finally:
+            await network.close()
             await kubelet.close()
             try:
                 await asyncio.wait_for(recorder.flush(), 5)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ STATUS_UPDATE_RETRIES = 5  # the kubelet's nodeStatusUpdateRetry
 
 MAX_PODS = 110  # the kubelet's default --max-pods
 ISOLATION_ANNOTATION = "kubelite.io/container-isolation"
+# "bridge" (each pod in its own network namespace) or "host: <why>" (pods share the node's network)
+POD_NETWORK_ANNOTATION = "kubelite.io/pod-network"
 TTL_ANNOTATION = "node.alpha.kubernetes.io/ttl"
 ATTACH_DETACH_ANNOTATION = "volumes.kubernetes.io/controller-managed-attach-detach"
 
@@ -80,13 +83,43 @@ def node_labels(node_name: str, architecture: str, labels: dict[str, str]) -> di
     }
 
 
-def node_annotations(isolation: str | None) -> dict[str, str]:
-    """``isolation`` None means containers are isolated; otherwise it is the reason they are not."""
-    return {
+def node_annotations(isolation: str | None, network: NetworkReport | None = None) -> dict[str, str]:
+    """``isolation`` None means containers are isolated; otherwise it is the reason they are not.
+    `network` (once known) adds the pod network mode."""
+    annotations = {
         TTL_ANNOTATION: "0",
         ATTACH_DETACH_ANNOTATION: "true",
         ISOLATION_ANNOTATION: "isolated" if isolation is None else f"none: {isolation}",
     }
+    if network is not None:
+        annotations[POD_NETWORK_ANNOTATION] = network.annotation
+    return annotations
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkReport:
+    """How this node gives pods a network: `mode` ``"bridge"`` or ``"host"``; `note` why pods cannot
+    have their own network here (host mode), shown in the Ready condition's message."""
+
+    mode: str
+    note: str | None = None
+
+    @property
+    def shared(self) -> bool:
+        return self.mode == "host"
+
+    @property
+    def annotation(self) -> str:
+        return f"host: {self.note}" if self.shared and self.note else self.mode
+
+    @property
+    def ready_suffix(self) -> str:
+        if not self.shared:
+            return ""
+        why = f" ({self.note})" if self.note else ""
+        return (
+            f"; pods share the node's network{why}: their ports collide and they reach each other on the node's address"
+        )
 
 
 def capacity_of(machine: Machine, max_pods: int = MAX_PODS) -> dict[str, str]:
@@ -111,6 +144,7 @@ def node_status(
     now: datetime,
     previous: dict[str, Any] | None = None,
     max_pods: int = MAX_PODS,
+    network: NetworkReport | None = None,
 ) -> dict[str, Any]:
     """The status this agent reports, merged over `previous` (the status the API has, or None).
 
@@ -121,6 +155,8 @@ def node_status(
     old_conditions = {c.get("type"): c for c in status.get("conditions") or () if isinstance(c, dict)}
     stamp = rfc3339(now)
     ready_message = READY_MESSAGE if isolation is None else f"{READY_MESSAGE}; containers are not isolated: {isolation}"
+    if network is not None:
+        ready_message += network.ready_suffix
     ours = [*[(t, "False", r, m) for t, r, m in _PRESSURE_CONDITIONS], ("Ready", "True", READY_REASON, ready_message)]
     conditions = []
     for kind, value, reason, message in ours:
@@ -233,6 +269,21 @@ class NodeStatusManager:
         self._node_uid: str | None = None
         self._lease: dict[str, Any] | None = None
         self._last_report: float | None = None
+        self.network: NetworkReport | None = None  # set once the pod network is started
+
+    async def report_network(self, network: NetworkReport) -> None:
+        """Record the pod network mode (annotation and Ready message) and post it now."""
+        self.network = network
+        try:
+            node = await self.client.get(NODES, self.node_name)
+            meta = node.setdefault("metadata", {})
+            annotations = {**(meta.get("annotations") or {}), POD_NETWORK_ANNOTATION: network.annotation}
+            if annotations != meta.get("annotations"):
+                meta["annotations"] = annotations
+                await self.client.update(NODES, node)
+            await self.update_status()
+        except (ApiError, TransportError) as exc:  # the status loop posts the Ready message later
+            log.warning("reporting the pod network failed", extra={"node": self.node_name, "error": str(exc)})
 
     async def register(self) -> dict[str, Any]:
         """Create or merge the Node; retried with back-off until it works.  Returns the Node as stored."""
@@ -261,7 +312,8 @@ class NodeStatusManager:
 
     def _desired_metadata(self) -> tuple[dict[str, str], dict[str, str]]:
         assert self._machine is not None
-        return node_labels(self.node_name, self._machine.architecture, self.labels), node_annotations(self.isolation)
+        annotations = node_annotations(self.isolation, self.network)
+        return node_labels(self.node_name, self._machine.architecture, self.labels), annotations
 
     def _status(self, previous: dict[str, Any] | None) -> dict[str, Any]:
         assert self._machine is not None
@@ -274,6 +326,7 @@ class NodeStatusManager:
             now=self.clock.utcnow(),
             previous=previous,
             max_pods=self.max_pods,
+            network=self.network,
         )
 
     async def _register_once(self) -> dict[str, Any]:
@@ -371,8 +424,10 @@ class NodeStatusManager:
 __all__ = [
     "LEASE_DURATION_SECONDS",
     "LEASE_RENEW_INTERVAL",
+    "POD_NETWORK_ANNOTATION",
     "STATUS_REPORT_FREQUENCY",
     "STATUS_UPDATE_FREQUENCY",
+    "NetworkReport",
     "NodeStatusManager",
     "lease_for",
     "node_annotations",

@@ -17,13 +17,19 @@ import orjson
 from aiohttp import web
 
 from kubelite.apiserver import discovery as discovery_module
+from kubelite.apiserver.admission.tolerations import DEFAULT_TOLERATION_SECONDS, DefaultTolerationSeconds
 from kubelite.apiserver.handlers import ResourceHandlers
 from kubelite.apiserver.kubeletproxy import KubeletProxy
-from kubelite.apiserver.objects import ObjectStore, WriteOptions
+from kubelite.apiserver.metrics.api import MetricsApi
+from kubelite.apiserver.metrics.scraper import DEFAULT_RESOLUTION_SECONDS, MetricsScraper
+from kubelite.apiserver.metrics.store import MetricsStore
+from kubelite.apiserver.objects import WriteOptions
 from kubelite.apiserver.openapi import OpenApiV3
+from kubelite.apiserver.registry.services import ClusterObjects, ServiceStore, advertise_address
 from kubelite.apiserver.requestinfo import parse_api_path
 from kubelite.machinery import errors
 from kubelite.machinery.errors import ApiError
+from kubelite.machinery.network import ClusterNetwork
 from kubelite.machinery.resources import ResourceRegistry
 from kubelite.machinery.schema import load_schemas
 from kubelite.storage.cache import WatchCache
@@ -67,6 +73,17 @@ class ApiServerConfig:
     extra_routes: list[Callable[[web.Application], None]] = field(default_factory=list)
     # client TLS for kubelet endpoints (pods/log, exec, attach, portforward); None: plain HTTP (tests)
     kubelet_ssl_context: ssl.SSLContext | None = None
+    # the cluster's network plan: service CIDR for ClusterIPs, node-port range, cluster DNS (published as a ConfigMap)
+    network: ClusterNetwork = field(default_factory=ClusterNetwork)
+    # where `default/kubernetes` sends clients: empty/0 = the bind address (a wildcard bind: the default-route
+    # interface's address) and the bound port
+    advertise_address: str = ""
+    advertise_port: int = 0
+    # metrics.k8s.io: how often every node's /metrics/resource is scraped (0: never)
+    metrics_resolution: float = DEFAULT_RESOLUTION_SECONDS
+    # DefaultTolerationSeconds admission: how long new pods tolerate a not-ready / unreachable node
+    default_not_ready_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS
+    default_unreachable_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS
 
 
 class ApiServer:
@@ -78,20 +95,51 @@ class ApiServer:
         self.registry = ResourceRegistry()
         self.schemas = load_schemas()
         self.cache = WatchCache(backend)
-        self.store = ObjectStore(backend, self.cache)
+        self.store = ServiceStore(backend, self.cache, self.config.network)
+        self.cluster_objects = ClusterObjects(self.store, self.registry, self.config.network)
         self.discovery = discovery_module.Discovery(self.registry, self.config.server_address)
         self.openapi = OpenApiV3(self.registry, self.schemas)
         self.kubelet = KubeletProxy(self.store, self.registry, self.config.kubelet_ssl_context)
         self.handlers = ResourceHandlers(self.store, self.registry, self.schemas, self.kubelet)
+        self.metrics = MetricsStore()
+        self.handlers.metrics = MetricsApi(self.store, self.registry, self.metrics)
+        self.handlers.default_tolerations = DefaultTolerationSeconds(
+            self.config.default_not_ready_toleration_seconds, self.config.default_unreachable_toleration_seconds
+        )
+        self.scraper = MetricsScraper(
+            self.metrics,
+            self._nodes,
+            ssl_context=self.config.kubelet_ssl_context,
+            resolution=self.config.metrics_resolution,
+        )
+        self._scraping: asyncio.Task[None] | None = None
         self.app = self._build_app()
 
     async def start(self) -> None:
         await self.cache.start()
+        self.store.start_allocations()
         await self._ensure_default_namespaces()
+        await self.cluster_objects.ensure_network_objects()
+        if self.config.metrics_resolution > 0:
+            self._scraping = asyncio.create_task(self.scraper.run(), name="metrics-scraper")
 
     async def close(self) -> None:
+        if self._scraping is not None:
+            self._scraping.cancel()
+            await asyncio.gather(self._scraping, return_exceptions=True)
+            self._scraping = None
         await self.kubelet.close()
         await self.cache.close()
+
+    def _nodes(self) -> list[dict]:
+        nodes = self.registry.get("", "v1", "nodes")
+        assert nodes is not None
+        return [entry.obj for entry in self.store.list_entries(nodes, None)]
+
+    async def publish_endpoint(self, bind_host: str, bound_port: int) -> None:
+        """Point `default/kubernetes` at this server once it listens (`serve` calls it); idempotent."""
+        address = advertise_address(bind_host, self.config.advertise_address)
+        await self.cluster_objects.ensure_kubernetes_service(address, self.config.advertise_port or bound_port)
 
     async def _ensure_default_namespaces(self) -> None:
         namespaces = self.registry.get("", "v1", "namespaces")
@@ -251,6 +299,7 @@ async def serve(
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
     await site.start()
     bound = runner.addresses[0][1] if runner.addresses else port
+    await server.publish_endpoint(host, bound)
     return runner, bound
 
 

@@ -15,8 +15,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from kubelite.apiserver import negotiation, podsubresources, tables
+from kubelite.apiserver import eviction, negotiation, podsubresources, tables
+from kubelite.apiserver.admission.tolerations import DefaultTolerationSeconds
 from kubelite.apiserver.kubeletproxy import STREAMING_SUBRESOURCES, KubeletProxy
+from kubelite.apiserver.metrics.api import METRICS_GROUP, MetricsApi
 from kubelite.apiserver.negotiation import ResponseForm
 from kubelite.apiserver.objects import DeleteOptions, ObjectStore, WriteOptions
 from kubelite.apiserver.requestinfo import RequestInfo
@@ -42,6 +44,8 @@ class ResourceHandlers:
         self.registry = registry
         self.schemas = schemas
         self.kubelet = kubelet
+        self.metrics: MetricsApi | None = None  # metrics.k8s.io, computed (set by the ApiServer)
+        self.default_tolerations = DefaultTolerationSeconds()  # pod admission (set by the ApiServer)
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -52,6 +56,8 @@ class ResourceHandlers:
         if info.namespace is not None and not resource.namespaced:
             raise errors.path_not_found()
         request[VIEW_KEY] = resource
+        if resource.group == METRICS_GROUP and self.metrics is not None:
+            return await self.metrics.handle(request, resource, info)
         if resource.storage_version is not None:
             group = resource.storage_group if resource.storage_group is not None else resource.group
             stored = self.registry.get(group, resource.storage_version, resource.plural)
@@ -108,6 +114,10 @@ class ResourceHandlers:
         elif resource.plural == "pods" and not resource.group and namespace is not None:
             if sub.name == "binding" and method == "POST":
                 return await self._bind(request, namespace, info.name)
+            if sub.name == "eviction" and method == "POST":
+                body, dry_run = await self._read_any(request), self._write_options(request).dry_run
+                answer = await eviction.evict(self.store, self.registry, namespace, info.name, body, dry_run=dry_run)
+                return _json(answer, status=201)
             if sub.name in STREAMING_SUBRESOURCES and self.kubelet is not None:
                 return await self.kubelet.serve(request, sub.name, namespace, info.name)
         raise errors.method_not_supported(f"{resource.plural}/{sub.name}", resource.group, method.lower())
@@ -205,6 +215,8 @@ class ResourceHandlers:
             )
         options = self._write_options(request)
         obj = self._check_fields(request, view, obj, options)
+        if resource.plural == "pods" and not resource.group:
+            self.default_tolerations.admit(obj)
         created = await self.store.create(resource, namespace, convert(obj, resource.api_version), options)
         return _json(convert(created, view.api_version), status=201, warnings=options.warnings)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from kubelite.client.clock import Clock, RealClock
 from kubelite.client.events import EventRecorder
@@ -25,22 +26,43 @@ from kubelite.controllers.base import Controller, ControllerContext
 from kubelite.controllers.cronjob import CronJobController
 from kubelite.controllers.daemonset import DaemonSetController
 from kubelite.controllers.deployment import DeploymentController
+from kubelite.controllers.disruption import DisruptionController
+from kubelite.controllers.endpoints import EndpointsController
+from kubelite.controllers.endpointslice import EndpointSliceController
 from kubelite.controllers.garbagecollector import GarbageCollector
 from kubelite.controllers.job import JobController
 from kubelite.controllers.namespace import NamespaceController
+from kubelite.controllers.nodeipam import NodeIpamController
+from kubelite.controllers.nodelifecycle import NodeLifecycleController
+from kubelite.controllers.podautoscaler import HorizontalPodAutoscalerController
 from kubelite.controllers.podgc import PodGarbageCollector
 from kubelite.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 from kubelite.controllers.rootca import RootCACertPublisher
 from kubelite.controllers.serviceaccount import ServiceAccountController
+from kubelite.controllers.servicelb import ServiceLBController
+from kubelite.controllers.tainteviction import TaintEvictionController
 from kubelite.controllers.ttlafterfinished import TTLAfterFinishedController
+from kubelite.machinery.network import ClusterNetwork
 
 log = logging.getLogger(__name__)
 
 ControllerFactory = Callable[[ControllerContext], Controller]
 
 
-def default_controllers(*, ca_pem: bytes | None = None) -> dict[str, ControllerFactory]:
+@dataclass(frozen=True, slots=True)
+class ControllerOptions:
+    """The settings controllers take from the server's flags (kube-controller-manager's flags, in seconds)."""
+
+    ca_pem: bytes | None = None
+    network: ClusterNetwork = field(default_factory=ClusterNetwork)
+    node_monitor_grace_period: float = 40.0
+    hpa_sync_period: float = 15.0
+
+
+def default_controllers(options: ControllerOptions | None = None) -> dict[str, ControllerFactory]:
     """Name → constructor of every controller `kubelite server` runs, in upstream's names."""
+    options = options or ControllerOptions()
+    ca_pem = options.ca_pem
     return {
         "replicaset": ReplicaSetController,
         "replicationcontroller": ReplicationControllerController,
@@ -55,6 +77,18 @@ def default_controllers(*, ca_pem: bytes | None = None) -> dict[str, ControllerF
         "namespace": NamespaceController,
         "serviceaccount": ServiceAccountController,
         "root-ca-cert-publisher": lambda context: RootCACertPublisher(context, ca_pem=ca_pem),
+        "endpoint": EndpointsController,
+        "endpointslice": EndpointSliceController,
+        "nodeipam": lambda context: NodeIpamController(context, network=options.network),
+        "service-lb": ServiceLBController,
+        "nodelifecycle": lambda context: NodeLifecycleController(
+            context, node_monitor_grace_period=options.node_monitor_grace_period
+        ),
+        "taint-eviction-controller": TaintEvictionController,
+        "disruption": DisruptionController,
+        "horizontalpodautoscaling": lambda context: HorizontalPodAutoscalerController(
+            context, sync_period=options.hpa_sync_period
+        ),
     }
 
 
@@ -66,13 +100,13 @@ class ControllerManager:
         client: Client,
         *,
         clock: Clock | None = None,
-        ca_pem: bytes | None = None,
+        options: ControllerOptions | None = None,
         enabled: Sequence[str] | None = None,
     ) -> None:
         self.client = client
         self.clock: Clock = clock or RealClock()
         self.informers = SharedInformerFactory(client, clock=self.clock)
-        factories = default_controllers(ca_pem=ca_pem)
+        factories = default_controllers(options)
         unknown = sorted(set(enabled or ()) - set(factories))
         if unknown:
             raise ValueError(f"unknown controllers: {', '.join(unknown)}")
@@ -97,9 +131,19 @@ class ControllerManager:
 
 def _component(name: str) -> str:
     """The event source: `<name>-controller` as upstream's ("deployment-controller", …)."""
-    if name == "replicationcontroller":
-        return "replication-controller"
-    return name if name == "root-ca-cert-publisher" else f"{name}-controller"
+    special = {
+        "replicationcontroller": "replication-controller",
+        "endpointslice": "endpoint-slice-controller",
+        "nodeipam": "cidrAllocator",
+        "service-lb": "service-controller",
+        "horizontalpodautoscaling": "horizontal-pod-autoscaler",
+        "root-ca-cert-publisher": "root-ca-cert-publisher",
+        "nodelifecycle": "node-controller",
+        "taint-eviction-controller": "taint-eviction-controller",
+    }
+    if name in special:
+        return special[name]
+    return f"{name}-controller"
 
 
-__all__ = ["ControllerManager", "default_controllers"]
+__all__ = ["ControllerManager", "ControllerOptions", "default_controllers"]

@@ -16,7 +16,7 @@ from typing import Any
 
 from kubelite.client.interface import builtin
 from kubelite.controllers.base import Controller, ControllerContext
-from kubelite.controllers.podutil import is_terminal
+from kubelite.controllers.podutil import NODE_NAME_INDEX, is_terminal, pod_node_index
 from kubelite.machinery.errors import ApiError
 from kubelite.machinery.meta import name_of, namespace_of, rfc3339
 
@@ -24,16 +24,10 @@ log = logging.getLogger(__name__)
 
 PODS = builtin("", "pods")
 NODES = builtin("", "nodes")
-NODE_INDEX = "spec.nodeName"
 QUARANTINE_SECONDS = 40.0
 TERMINATED_THRESHOLD = 12500
 TERMINATED_CHECK_SECONDS = 20.0
 TERMINATED_KEY = "#terminated"  # one queue item for the threshold check
-
-
-def _node_of(pod: dict[str, Any]) -> list[str]:
-    node = (pod.get("spec") or {}).get("nodeName")
-    return [node] if node else []
 
 
 class PodGarbageCollector(Controller):
@@ -51,14 +45,14 @@ class PodGarbageCollector(Controller):
         self.terminated_threshold = terminated_threshold
         self.pods = self.informer(PODS)
         self.nodes = self.informer(NODES)
-        self.pods.add_index(NODE_INDEX, _node_of)
+        self.pods.add_index(NODE_NAME_INDEX, pod_node_index)
         self._missing_since: dict[str, float] = {}  # node name → when the cache first lacked it
         self.pods.add_handler(self._on_pod, lambda _old, new: self._on_pod(new), lambda _pod: None)
         self.nodes.add_handler(lambda node: self._missing_since.pop(name_of(node), None), None, self._on_node_delete)
 
     def _on_pod(self, pod: dict[str, Any]) -> None:
         meta = pod.get("metadata") or {}
-        nodes = _node_of(pod)
+        nodes = pod_node_index(pod)
         if not nodes and meta.get("deletionTimestamp"):
             self.enqueue(pod)
         elif nodes and self.nodes.get(nodes[0]) is None:
@@ -67,7 +61,7 @@ class PodGarbageCollector(Controller):
             self.queue.add_after(TERMINATED_KEY, TERMINATED_CHECK_SECONDS)  # batched, as upstream's 20 s loop
 
     def _on_node_delete(self, node: dict[str, Any]) -> None:
-        for pod in self.pods.by_index(NODE_INDEX, name_of(node)):
+        for pod in self.pods.by_index(NODE_NAME_INDEX, name_of(node)):
             self.queue.add_after(f"{namespace_of(pod)}/{name_of(pod)}", self.quarantine_seconds)
 
     async def reconcile(self, key: str) -> None:
@@ -77,7 +71,7 @@ class PodGarbageCollector(Controller):
         pod = self.pods.get(key)
         if pod is None:
             return
-        nodes = _node_of(pod)
+        nodes = pod_node_index(pod)
         if not nodes:
             if (pod.get("metadata") or {}).get("deletionTimestamp"):
                 await self._force_delete(pod)

@@ -136,3 +136,14 @@ __all__ = [
     "restart_count",
     "seconds_until_available",
 ]
+
+
+# The pods-by-node index every controller shares on the pod informer: one function object, so the
+# informer accepts it from each of them (an index name may only ever mean one function).
+NODE_NAME_INDEX = "spec.nodeName"
+
+
+def pod_node_index(pod: dict[str, Any]) -> list[str]:
+    """Index function: the node a pod is bound to."""
+    node = (pod.get("spec") or {}).get("nodeName")
+    return [node] if node else []

@@ -15,6 +15,28 @@ from kubelite.testing.server import KUBECTL, ServerProcess
 
 NODE_NAME = "e2e-node"
 
+# A pod command (python3 -c) answering every GET on :8080 with the pod's hostname (its own UTS namespace).
+HOSTNAME_SERVER = (
+    "import http.server, socket\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        body = socket.gethostname().encode()\n"
+    "        self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers()\n"
+    "        self.wfile.write(body)\n"
+    "    def log_message(self, *args): pass\n"
+    "http.server.ThreadingHTTPServer(('0.0.0.0', 8080), H).serve_forever()\n"
+)
+
+# python3 -c FETCH_MANY URL N: N GETs, one line per answer body (or "ERROR <type> <text>").
+FETCH_MANY = (
+    "import sys, urllib.request\n"
+    "for _ in range(int(sys.argv[2])):\n"
+    "    try:\n"
+    "        print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())\n"
+    "    except Exception as e:\n"
+    "        print('ERROR', type(e).__name__, e)\n"
+)
+
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, what: str = "the condition") -> Any:
     """Poll `predicate` until it returns something truthy (bounded; no timing assertions)."""

@@ -34,6 +34,7 @@ from kubelite.agent.runtime.interface import (
     ContainerState,
     ContainerStatus,
     InvalidStateError,
+    Mount,
     NotFoundError,
     PodSandboxConfig,
     Runtime,
@@ -74,7 +75,8 @@ async def wait_for_log(runtime: Runtime, container_id: str, text: str, *, timeou
 
 
 class RuntimeContract:
-    """The `Runtime` contract as tests; see the module docstring."""
+    """The `Runtime` contract as tests; see the module docstring.  Runtimes that make bind mounts also
+    take `MountContract` (the unisolated process runtime cannot)."""
 
     @pytest.fixture
     async def runtime(self) -> AsyncIterator[Runtime]:
@@ -345,3 +347,59 @@ class RuntimeContract:
         assert stats.container_id == container_id
         assert stats.cpu_usage_ns > 0
         assert stats.memory_usage_bytes >= stats.memory_working_set_bytes > 0
+
+
+class MountContract(RuntimeContract):
+    """Bind mounts (`ContainerConfig.mounts`): what the container sees, and that the host never does."""
+
+    async def test_file_mounted_over_etc_hosts_is_what_the_container_reads(
+        self, runtime: Runtime, sandbox: str, tmp_path: Path
+    ) -> None:
+        hosts = tmp_path / "pod-hosts"
+        hosts.write_text("10.42.0.5\tcontract-pod\n")
+        before = Path("/etc/hosts").read_bytes()
+        mounts = (Mount(str(hosts), "/etc/hosts"),)
+        container_id, status = await self.run_to_end(runtime, sandbox, ["cat", "/etc/hosts"], mounts=mounts)
+        assert status.exit_code == 0, status.message
+        contents = [c for *_, c in parse_cri_log(runtime.container_log_path(container_id))]
+        assert contents == ["10.42.0.5\tcontract-pod"]
+        assert Path("/etc/hosts").read_bytes() == before  # the host's file is untouched
+
+    async def test_read_only_mount_refuses_writes_and_a_writable_one_reaches_the_source(
+        self, runtime: Runtime, sandbox: str, tmp_path: Path
+    ) -> None:
+        ro_dir, rw_dir, target = tmp_path / "ro", tmp_path / "rw", tmp_path / "target"
+        for directory in (ro_dir, rw_dir, target):
+            directory.mkdir()
+        (ro_dir / "f").write_text("original")
+        script = f"echo changed > {target}/f && echo wrote; cat {target}/f"
+        mounts = (Mount(str(ro_dir), str(target), readonly=True),)
+        container_id, status = await self.run_to_end(runtime, sandbox, ["sh", "-c", script], mounts=mounts)
+        contents = [c for *_, c in parse_cri_log(runtime.container_log_path(container_id))]
+        assert "wrote" not in contents and "original" in contents
+        assert (ro_dir / "f").read_text() == "original"
+        mounts = (Mount(str(rw_dir), str(target)),)
+        _, status = await self.run_to_end(runtime, sandbox, ["sh", "-c", f"echo hi > {target}/new"], mounts=mounts)
+        assert status.exit_code == 0, status.message
+        assert (rw_dir / "new").read_text() == "hi\n"
+        assert not (target / "new").exists()  # the mount lived in the container's namespace only
+
+    async def test_mount_with_a_missing_source_is_a_start_error(
+        self, runtime: Runtime, sandbox: str, tmp_path: Path
+    ) -> None:
+        config = self.container_config("app", ["true"], mounts=(Mount(str(tmp_path / "nope"), "/etc/hosts"),))
+        container_id = await runtime.create_container(sandbox, config)
+        with pytest.raises(StartError, match="does not exist"):
+            await runtime.start_container(container_id)
+        status = await runtime.container_status(container_id)
+        assert status.state == ContainerState.EXITED and status.reason == "StartError"
+
+    async def test_mount_with_a_missing_target_is_a_start_error(
+        self, runtime: Runtime, sandbox: str, tmp_path: Path
+    ) -> None:
+        source = tmp_path / "src"
+        source.write_text("x")
+        mounts = (Mount(str(source), str(tmp_path / "no" / "such" / "file")),)
+        container_id = await runtime.create_container(sandbox, self.container_config("app", ["true"], mounts=mounts))
+        with pytest.raises(StartError, match="target"):
+            await runtime.start_container(container_id)

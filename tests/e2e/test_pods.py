@@ -43,7 +43,8 @@ def _free_port() -> int:
 
 
 def _http_server_pod(cluster: ServerProcess, name: str, *, probe: str) -> int:
-    """A pod serving `/` over HTTP on a free loopback port (host network), Ready through `probe`."""
+    """A pod serving `/` over HTTP on all its addresses (its own network, or the node's for host-network pods:
+    hence a port that is free here), Ready through `probe`."""
     port = _free_port()
     _apply(
         cluster,
@@ -55,7 +56,7 @@ def _http_server_pod(cluster: ServerProcess, name: str, *, probe: str) -> int:
           containers:
           - name: web
             image: python:3.11
-            command: ["python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1", "--directory", "/"]
+            command: ["python3", "-m", "http.server", "{port}", "--bind", "0.0.0.0", "--directory", "/"]
             readinessProbe:
               {probe.replace("PORT", str(port))}
               periodSeconds: 1
@@ -86,7 +87,9 @@ def test_run_pod_is_scheduled_and_runs(cluster: ServerProcess) -> None:
     conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
     assert conditions["PodScheduled"] == "True" and conditions["Ready"] == "True"
     assert pod["status"]["phase"] == "Running"
-    assert pod["status"]["hostIP"] == "127.0.0.1"
+    node = json.loads(cluster.kubectl("get", "node", NODE_NAME, "-o", "json").stdout)
+    internal_ip = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    assert pod["status"]["hostIP"] == internal_ip
     running = pod["status"]["containerStatuses"][0]["state"]["running"]
     assert running["startedAt"]
     table = cluster.kubectl("get", "pod", "hello").stdout
@@ -363,7 +366,7 @@ def test_python_client_exec_and_port_forward(cluster: ServerProcess) -> None:
     from kubernetes import client, config
     from kubernetes.stream import portforward, stream
 
-    remote = _http_server_pod(cluster, "pyclient", probe="httpGet: {host: 127.0.0.1, port: PORT, path: /}")
+    remote = _http_server_pod(cluster, "pyclient", probe="httpGet: {port: PORT, path: /}")
     _wait_running(cluster, "pyclient")
     api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     try:

@@ -34,7 +34,7 @@ from kubelite.agent.runtime.interface import (
 from kubelite.agent.runtime.launch import Tools
 from kubelite.agent.runtime.namespaces import release_namespace
 from kubelite.agent.runtime.process import ProcessRuntime, detect_isolation
-from kubelite.testing.runtime_contract import HANG_TIMEOUT, RuntimeContract, parse_cri_log, wait_for_log
+from kubelite.testing.runtime_contract import HANG_TIMEOUT, MountContract, parse_cri_log, wait_for_log
 
 _why_not = "not Linux" if sys.platform != "linux" else detect_isolation(Tools.find())
 pytestmark = pytest.mark.skipif(_why_not is not None, reason=f"isolated containers need root: {_why_not}")
@@ -71,7 +71,7 @@ async def close_runtime(runtime: ProcessRuntime, cgroup_root: str) -> None:
     assert str(runtime.root_dir) not in Path("/proc/self/mountinfo").read_text()
 
 
-class TestIsolatedProcessRuntime(RuntimeContract):
+class TestIsolatedProcessRuntime(MountContract):
     @pytest.fixture
     async def runtime(self, tmp_path: Path, cgroup_root: str) -> AsyncIterator[Runtime]:
         runtime = ProcessRuntime(tmp_path / "runtime", isolated=True, cgroup_root=cgroup_root)

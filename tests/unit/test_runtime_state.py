@@ -106,7 +106,7 @@ def test_isolated_chain_enters_the_pod_namespaces_then_makes_its_own() -> None:
         netns_path="/run/netns/p",
         procs_files=[Path("/cg/memory/x/cgroup.procs")],
     )
-    assert argv[:9] == [
+    assert argv[:10] == [
         "/usr/bin/nsenter",
         "--uts=/s/uts",
         "--ipc=/s/ipc",
@@ -115,10 +115,22 @@ def test_isolated_chain_enters_the_pod_namespaces_then_makes_its_own() -> None:
         "/usr/bin/unshare",
         "--pid",
         "--mount",
+        "--propagation=private",  # bind mounts made inside never reach the host
         "--wd=/tmp",
     ]
-    assert argv[9:14] == ["--", "/bin/sh", "-c", launch.SHIM_SCRIPT, "sh"]
-    assert argv[-8:] == ["/usr/bin/mount", "/proc", "1", "/cg/memory/x/cgroup.procs", "1", "PWD=/keep", "sleep", "1"]
+    assert argv[10:15] == ["--", "/bin/sh", "-c", launch.SHIM_SCRIPT, "sh"]
+    no_binds = "0"
+    assert argv[-9:] == [
+        "/usr/bin/mount",
+        "/proc",
+        no_binds,
+        "1",
+        "/cg/memory/x/cgroup.procs",
+        "1",
+        "PWD=/keep",
+        "sleep",
+        "1",
+    ]
 
 
 def test_unisolated_chain_makes_a_session_and_changes_directory() -> None:
@@ -127,7 +139,7 @@ def test_unisolated_chain_makes_a_session_and_changes_directory() -> None:
     )
     assert argv[0] == "/bin/sh" and argv[4] == "/e"
     assert argv[5:8] == ["/usr/bin/setsid", "/usr/bin/unshare", "--wd=/"]
-    assert argv[-6:] == ["sh", "", "", "0", "0", "true"]
+    assert argv[-7:] == ["sh", "", "", "0", "0", "0", "true"]  # no /proc, no binds, no cgroups, no env fixes
 
 
 def test_missing_executable_or_directory_is_refused_before_spawning(tmp_path: Path) -> None:

@@ -53,8 +53,7 @@ class PodNetwork(Protocol):
         """Idempotent; releases the pod's address."""
         ...
 
-    async def pod_status(self, uid: str) -> PodNetworkStatus | None:
-        ...
+    async def pod_status(self, uid: str) -> PodNetworkStatus | None: ...
 
     async def cleanup_orphans(self, known_uids: set[str]) -> list[str]:
         """Tear down every pod network whose uid is not in `known_uids`; returns the uids removed."""

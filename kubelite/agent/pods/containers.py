@@ -19,6 +19,7 @@ from kubelite.agent.runtime.interface import (
     ContainerConfig,
     ContainerState,
     ContainerStatus,
+    Mount,
     PodSandboxStatus,
     Resources,
     Runtime,
@@ -86,8 +87,16 @@ def container_resources(container: dict[str, Any]) -> Resources:
 
 
 def container_config(
-    pod: dict[str, Any], container: dict[str, Any], *, kind: str, command: list[str], env: dict[str, str], attempt: int
+    pod: dict[str, Any],
+    container: dict[str, Any],
+    *,
+    kind: str,
+    command: list[str],
+    env: dict[str, str],
+    attempt: int,
+    mounts: tuple[Mount, ...] = (),
 ) -> ContainerConfig:
+    """The runtime config of one attempt; `mounts` are the pod's (hosts, resolv.conf) for every container."""
     return ContainerConfig(
         name=container["name"],
         command=command,
@@ -100,6 +109,7 @@ def container_config(
         attempt=attempt,
         labels={**pod_labels(pod), CONTAINER_NAME: container["name"]},
         annotations={CONTAINER_HASH: spec_hash(container), CONTAINER_KIND: kind},
+        mounts=mounts,
     )
 
 

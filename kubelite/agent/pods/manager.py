@@ -9,6 +9,11 @@ Contracts:
 * Start-up reconciles with the runtime before any worker starts: a sandbox whose pod uid is still
   bound here is left for that pod's worker to adopt (running containers keep running, same ids); every
   other sandbox is stopped and removed, then the runtime's orphans are cleaned up.
+* Admission: a new pod that asks for a host port an admitted, unfinished pod holds is rejected
+  (`admission`; in host-network mode every containerPort is a host port).  Decided synchronously in
+  arrival order, so two pods arriving together never both get the port.
+* Pod networks: with `NodeNetworking`, each worker attaches its pod (`networking`).  Once the node's
+  network is ready, networks and per-pod files of pods no longer bound here are removed.
 * A worker that finished (its pod is gone) is forgotten; late events for its uid are ignored.
 * `shutdown(stop_pods=True)` (after `run` was cancelled) stops every container: processes never
   outlive the agent.  With ``stop_pods=False`` they keep running for the next agent to adopt.
@@ -19,13 +24,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
+from kubelite.agent.network.interface import NetworkError
+from kubelite.agent.pods.admission import admit
 from kubelite.agent.pods.containers import POD_UID, container_resources
+from kubelite.agent.pods.networking import NodeNetworking
 from kubelite.agent.pods.status import TERMINAL_PHASES
 from kubelite.agent.pods.worker import EventSink, PodWorker, grace_seconds
 from kubelite.agent.runtime.interface import ContainerRuntimeError, Runtime
+from kubelite.agent.streaming.portforward import open_connection_in_netns
 from kubelite.client.clock import Clock, RealClock
 from kubelite.client.informer import Informer
 from kubelite.client.interface import Client, builtin
@@ -54,7 +64,9 @@ class PodManager:
         node_ip: str,
         log_root: Path,
         clock: Clock | None = None,
+        networking: NodeNetworking | None = None,
     ) -> None:
+        """`networking` None: pods run on the node's network and get no hosts/resolv.conf files."""
         self.client = client
         self.runtime = runtime
         self.recorder = recorder
@@ -62,6 +74,7 @@ class PodManager:
         self.node_ip = node_ip
         self.log_root = Path(log_root)
         self.clock = clock or RealClock()
+        self.networking = networking
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}", clock=self.clock)
         self.services = Informer(client, SERVICES, clock=self.clock)
         self._workers: dict[str, PodWorker] = {}
@@ -88,6 +101,8 @@ class PodManager:
                         await cleanup()
                     except (ContainerRuntimeError, OSError):
                         log.exception("cleaning up runtime orphans failed")
+                if self.networking is not None:
+                    group.create_task(self._cleanup_networks(self.networking), name="network-orphans")
                 self._ready.set()
         finally:
             self._group = None
@@ -107,6 +122,22 @@ class PodManager:
             except ContainerRuntimeError:
                 log.exception("removing a stale sandbox failed", extra={"sandbox": sandbox.id})
 
+    async def _cleanup_networks(self, networking: NodeNetworking) -> None:
+        """Once the node's network is up: tear down pod networks and files of pods not bound here."""
+        await networking.ready.wait()
+        known = {str((p.get("metadata") or {}).get("uid")) for p in self.pods.list()} | set(self._workers)
+        try:
+            removed = await networking.network.cleanup_orphans(known)
+        except NetworkError:
+            log.exception("cleaning up orphan pod networks failed")
+        else:
+            if removed:
+                log.info("orphan pod networks removed", extra={"count": len(removed)})
+        await asyncio.to_thread(_remove_unknown_dirs, networking.files_root, known)
+
+    def _admitted_pods(self) -> list[dict[str, Any]]:
+        return [w.pod for w in self._workers.values() if not w.terminal and w.rejection is None]
+
     def _on_pod(self, pod: dict[str, Any]) -> None:
         uid = str((pod.get("metadata") or {}).get("uid") or "")
         if not uid or uid in self._finished:
@@ -117,6 +148,11 @@ class PodManager:
             return
         if self._group is None:
             return
+        phase = (pod.get("status") or {}).get("phase")
+        rejection = None
+        if phase not in TERMINAL_PHASES and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+            node_network = self.networking is None or self.networking.pods_share_node_network
+            rejection = admit(pod, self._admitted_pods(), node_network=node_network)
         worker = PodWorker(
             pod,
             client=self.client,
@@ -127,6 +163,8 @@ class PodManager:
             log_root=self.log_root,
             clock=self.clock,
             services=self._services_for,
+            networking=self.networking,
+            rejection=rejection,
         )
         self._workers[uid] = worker
         self._group.create_task(self._supervise(worker), name=f"pod-{uid}")
@@ -200,7 +238,22 @@ class PodManager:
         return worker.find_container(container, previous=previous) if worker is not None else None
 
     async def open_port(self, namespace: str, pod: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A connection to `port` of the pod.  Pods share the host network for now: 127.0.0.1:port."""
-        if self.worker(namespace, pod) is None:
+        """A connection to `port` on the pod's loopback: inside its network namespace, or on the node
+        for a pod on the host network."""
+        worker = self.worker(namespace, pod)
+        if worker is None:
             raise LookupError(f"pod {namespace}/{pod} is not running on node {self.node_name}")
+        if worker.net.netns_path:
+            return await open_connection_in_netns(worker.net.netns_path, port)
         return await asyncio.open_connection("127.0.0.1", port)
+
+
+def _remove_unknown_dirs(root: Path, known: set[str]) -> None:
+    """Remove ``root/<uid>`` for every uid not in `known` (per-pod files left by a killed agent)."""
+    try:
+        entries = list(root.iterdir())
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir() and entry.name not in known:
+            shutil.rmtree(entry, ignore_errors=True)

@@ -368,12 +368,14 @@ def pod_status(
     now: datetime,
     terminal: bool = False,
     start_time: datetime | None = None,
+    pod_ips: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The status to write for `pod`: phase, conditions, IPs, startTime and container statuses.
 
     Fields the agent does not own (qosClass, nominatedNodeName, resize, ...) are kept from the API
-    object.  Pods use the host network for now, so podIP is the node's IP.  `start_time` is when the
-    agent accepted the pod; an existing ``status.startTime`` wins.
+    object.  `pod_ips` are the pod's addresses, primary first (``None``: the node's IP, a pod on the
+    host network); while empty (the network is not set up yet) podIP/podIPs keep what the API has.
+    `start_time` is when the agent accepted the pod; an existing ``status.startTime`` wins.
     """
     old = pod.get("status") or {}
     spec = pod.get("spec") or {}
@@ -385,8 +387,10 @@ def pod_status(
     status["conditions"] = pod_conditions(pod, phase, init_statuses, statuses, sandbox_ready=sandbox_ready, now=now)
     status["hostIP"] = node_ip
     status["hostIPs"] = [{"ip": node_ip}]
-    status["podIP"] = node_ip
-    status["podIPs"] = [{"ip": node_ip}]
+    ips = [node_ip] if pod_ips is None else list(pod_ips)
+    if ips:
+        status["podIP"] = ips[0]
+        status["podIPs"] = [{"ip": ip} for ip in ips]
     if not status.get("startTime"):
         status["startTime"] = rfc3339(start_time or now)
     if spec.get("initContainers"):

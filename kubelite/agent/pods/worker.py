@@ -8,6 +8,11 @@ write the computed status if it changed.
 
 Lifecycle contracts, as the kubelet's:
 
+* Admission first: a pod the manager rejected (a host-port clash, `admission`) is Failed at once with
+  the kubelet's reason and message, and never runs.
+* Network before the sandbox (`networking`): the pod's namespace and IPs (none for hostNetwork pods,
+  whose IP is the node's), its hosts and resolv.conf files, mounted into every container.  The network
+  goes after the sandbox is removed, or once the pod finished.
 * Sandbox first (hostname, log directory ``<log root>/<ns>_<name>_<uid>``, ``io.kubernetes.pod.*``
   labels so that a restarted agent finds it again), then init containers one at a time, each to a
   successful exit, then every container.  An init failure under ``restartPolicy: Never`` fails the pod.
@@ -31,12 +36,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from kubelite.agent.network.interface import NetworkError
 from kubelite.agent.pods import status as podstatus
+from kubelite.agent.pods.admission import Rejection
 from kubelite.agent.pods.backoff import CrashLoopBackOff, format_duration
 from kubelite.agent.pods.containers import CONTAINER_HASH, Slot, container_config, pod_labels, restore
 from kubelite.agent.pods.containers import spec_hash as container_hash
 from kubelite.agent.pods.env import EnvError, container_env, expand_command
 from kubelite.agent.pods.hooks import run_handler
+from kubelite.agent.pods.networking import NodeNetworking, PodNetworkAttachment
 from kubelite.agent.pods.probes import ProbeContext
 from kubelite.agent.pods.probing import AttemptProbes, stop_probes
 from kubelite.agent.pods.writer import StatusWriter
@@ -94,7 +102,11 @@ class PodWorker:
         log_root: Path,
         clock: Clock,
         services: Callable[[dict[str, Any]], list[dict[str, Any]]],
+        networking: NodeNetworking | None = None,
+        rejection: Rejection | None = None,
     ) -> None:
+        """`networking` None: every pod on the host network, no hosts/resolv.conf files (see
+        `networking`).  `rejection`: the manager did not admit the pod."""
         meta = pod.get("metadata") or {}
         self.uid = str(meta.get("uid", ""))
         self.name = str(meta.get("name", ""))
@@ -122,6 +134,11 @@ class PodWorker:
         self._start_time: datetime | None = None
         self._writer = StatusWriter(client, clock, uid=self.uid, name=self.name, namespace=self.namespace)
         self._frozen = False
+        self.net = PodNetworkAttachment(networking, pod, node_ip=node_ip)
+        self.rejection = None if self._terminal else rejection
+        if self.rejection is not None:
+            self._terminal = True
+        self._waiting_network = False
 
     # -- inputs (called from informer handlers: quick, non-blocking) -----------------------------
 
@@ -176,11 +193,14 @@ class PodWorker:
 
     async def _main(self) -> None:
         self._start_time = self._clock.utcnow()
+        if self.rejection is not None:
+            self._event(None, "Warning", self.rejection.reason, self.rejection.message)
         await self._adopt()
         while True:
             if self._gone:
                 await self._kill_all(0)
                 await self._remove_sandbox()
+                await self._detach_network()
                 return
             if (self.pod.get("metadata") or {}).get("deletionTimestamp"):
                 await self._terminate()
@@ -245,7 +265,11 @@ class PodWorker:
                 if slot is not None and entry.get("containerID"):
                     slot.attempts = max(slot.attempts, int(entry.get("restartCount") or 0) + 1)
         # a finished pod whose containers are gone: the API's status is the only record; leave it be
-        self._frozen = self._terminal and kept is None
+        self._frozen = self._terminal and kept is None and self.rejection is None
+        if self._terminal:
+            self.net.remember(self.pod.get("status") or {})
+        elif kept is not None:
+            await self._ensure_network()  # the same namespace and address again (setup_pod is idempotent)
 
     # -- sync: make the runtime match the spec -----------------------------------------------------
 
@@ -254,6 +278,8 @@ class PodWorker:
             return
         if self.sandbox_id is None and not await self._create_sandbox():
             return
+        if not self.net.attached:
+            await self._ensure_network()
         policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
         for slot in self.init_slots:
             if slot.succeeded:
@@ -278,8 +304,46 @@ class PodWorker:
         if self.slots and all(s.exited and not s.replace and not s.wants_restart(policy) for s in self.slots):
             await self._finish()
 
+    async def _ensure_network(self) -> bool:
+        """Attach the pod's network; False (and a wake-up once it can work) while the node's is not
+        started, or after a failure (an event, and a retry)."""
+        try:
+            if await self.net.attach():
+                return True
+        except NetworkError as exc:
+            self._event(None, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
+            self._schedule(RETRY_SECONDS)
+            return False
+        if not self._waiting_network:
+            self._waiting_network = True
+            self._spawn(self._wait_network(), "network")
+        return False
+
+    async def _wait_network(self) -> None:
+        await self.net.wait_ready()
+        self._waiting_network = False
+        self._wake.set()
+
+    async def _detach_network(self) -> None:
+        try:
+            await self.net.detach()
+        except (NetworkError, OSError) as exc:  # the agent's orphan clean-up gets it at the next start
+            log.warning(
+                "pod network teardown failed", extra={"pod": f"{self.namespace}/{self.name}", "error": str(exc)}
+            )
+
     async def _create_sandbox(self) -> bool:
         spec = self.pod.get("spec") or {}
+        if not await self._ensure_network():
+            return False
+        try:
+            warnings = await self.net.write_files(self.pod)
+        except OSError as exc:
+            self._event(None, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
+            self._schedule(RETRY_SECONDS)
+            return False
+        for warning in warnings:
+            self._event(None, "Warning", warning.reason, warning.message)
         log_dir = self._log_root / f"{self.namespace}_{self.name}_{self.uid}"
         config = PodSandboxConfig(
             uid=self.uid,
@@ -287,6 +351,7 @@ class PodWorker:
             namespace=self.namespace,
             hostname=str(spec.get("hostname") or self.name),
             log_directory=str(log_dir),
+            netns_path=self.net.netns_path,
             labels=pod_labels(self.pod),
             annotations=dict((self.pod.get("metadata") or {}).get("annotations") or {}),
         )
@@ -341,12 +406,18 @@ class PodWorker:
                 slot.spec,
                 node_name=self._node_name,
                 node_ip=self._node_ip,
-                pod_ip=self._node_ip,
+                pod_ip=self.net.pod_ip,
                 services=self._services(self.pod),
             )
             command = expand_command(slot.spec, env)
             config = container_config(
-                self.pod, slot.spec, kind=slot.kind, command=command, env=env, attempt=slot.attempts
+                self.pod,
+                slot.spec,
+                kind=slot.kind,
+                command=command,
+                env=env,
+                attempt=slot.attempts,
+                mounts=self.net.mounts,
             )
             container_id = await self._runtime.create_container(self.sandbox_id, config)
         except (EnvError, ContainerRuntimeError) as exc:
@@ -405,6 +476,7 @@ class PodWorker:
         if self.sandbox_id is not None:
             await self._runtime.stop_pod_sandbox(self.sandbox_id)
         self._sandbox_ready = False
+        await self._detach_network()  # nothing runs in it again; the pod keeps reporting its IP
 
     # -- container exits and probes ---------------------------------------------------------------
 
@@ -429,7 +501,8 @@ class PodWorker:
         async def exec_sync(command: list[str], timeout: float) -> Any:
             return await self._runtime.exec_sync(container_id, command, timeout=timeout)
 
-        return ProbeContext(pod_ip=self._node_ip, container=slot.spec, exec_sync=exec_sync)
+        # httpGet / tcpSocket without a host go to the pod's IP, as upstream: it reaches the pod's namespace
+        return ProbeContext(pod_ip=self.net.pod_ip or self._node_ip, container=slot.spec, exec_sync=exec_sync)
 
     def _start_probers(self, slot: Slot, container_id: str) -> None:
         def kill(slot: Slot, container_id: str) -> None:
@@ -459,6 +532,7 @@ class PodWorker:
     async def _terminate(self) -> None:
         await self._kill_all(grace_seconds(self.pod))
         await self._remove_sandbox()
+        await self._detach_network()
         await self._write_status(terminal=True)
         await self._writer.delete(lambda: self._gone)
 
@@ -497,6 +571,8 @@ class PodWorker:
     # -- status -----------------------------------------------------------------------------------
 
     def compute_status(self, *, terminal: bool = False) -> dict[str, Any]:
+        if self.rejection is not None:
+            return self._rejected_status()
         waiting = podstatus.POD_INITIALIZING if self.init_slots else podstatus.CONTAINER_CREATING
         return podstatus.pod_status(
             self.pod,
@@ -507,7 +583,18 @@ class PodWorker:
             now=self._clock.utcnow(),
             terminal=terminal,
             start_time=self._start_time,
+            pod_ips=self.net.ips,
         )
+
+    def _rejected_status(self) -> dict[str, Any]:
+        """What the kubelet writes for a pod it did not admit: Failed, with the admission's reason; the
+        scheduler's conditions and qosClass stay, nothing else (it never ran)."""
+        assert self.rejection is not None
+        status = {k: v for k, v in (self.pod.get("status") or {}).items() if k in ("conditions", "qosClass")}
+        status.update(
+            {"phase": podstatus.FAILED, "reason": self.rejection.reason, "message": self.rejection.status_message}
+        )
+        return status
 
     async def _write_status(self, *, terminal: bool = False) -> None:
         if self._gone or self._frozen:

@@ -132,6 +132,8 @@ class ProcessContainer:
         hostname = sandbox.config.hostname or sandbox.config.name
         env = launch.container_environment(record.config, hostname=hostname, home=setup.home)
         launch.check_startable(record.config, env)
+        if setup.isolated:
+            launch.check_mounts(record.config)  # unisolated: ignored, see ProcessRuntime.isolation_note
         argv = launch.container_argv(
             setup.tools,
             record.config,

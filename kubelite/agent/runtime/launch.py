@@ -3,11 +3,13 @@
 Isolated (root, Linux)::
 
     nsenter --uts=<pod> --ipc=<pod> [--net=<pod netns>] --     the shim: our child, its own session,
-      unshare --pid --mount --wd=<dir> --                       outside the container's cgroups
+      unshare --pid --mount --propagation=private --wd=<dir> -- outside the container's cgroups
         sh -c SHIM <exit file>                                  (one process: each execs the next)
-          sh -c INIT <mount> /proc <cgroup.procs files> <env fixes>   PID 1 of the new pid namespace:
-            <command>                                           mounts /proc, joins the cgroups,
-                                                                reports ready on fd 3, execs
+          sh -c INIT <mount> /proc <bind mounts> <cgroup.procs files> <env fixes>
+            <command>                                           PID 1 of the new pid namespace:
+                                                                mounts /proc and the bind mounts,
+                                                                joins the cgroups, reports ready on
+                                                                fd 3, execs
 
 ``unshare`` without ``--fork`` puts the shim's first child, and only it, into the new pid namespace as
 PID 1; the shim waits for it and writes its exit code (``128 + signal`` when killed) to a file, so a
@@ -25,6 +27,13 @@ The command leads its own session and process group, which is what stopping sign
 The ready report on fd 3 closes a race: `start_container` returns only after PID 1 is in its cgroups,
 so a stop that follows at once kills everything.  ``sh`` exports ``PWD``/``OLDPWD``; INIT removes
 them again unless the container's environment sets them.
+
+Bind mounts (`ContainerConfig.mounts`) are made by INIT inside the container's own mount namespace, whose
+propagation is private (``--propagation=private``), so none of them is seen on the host; a read-only one
+is remounted ``ro,bind`` at once.  They apply in order (a later mount may sit inside an earlier one); a
+missing source or target ends the start with a message saying which.  Unisolated containers share the
+host's mount namespace: mounts cannot be honoured there and are ignored (the runtime's isolation note
+says so).
 """
 
 from __future__ import annotations
@@ -45,10 +54,12 @@ from kubelite.agent.runtime.interface import ContainerConfig, StartError
 __all__ = [
     "DEFAULT_PATH",
     "Tools",
+    "check_mounts",
     "check_startable",
     "container_argv",
     "container_environment",
     "exec_argv",
+    "mount_targets",
     "read_ready",
     "spawn",
 ]
@@ -67,10 +78,19 @@ echo "$c" > "$f"
 exit "$c"
 """
 
-# $1 = mount program, $2 = where to mount a new /proc ("" = do not); $1 = n, then n cgroup.procs
-# files; $1 = m, then m NAME=VALUE to export; then the command.
+# $1 = mount program, $2 = where to mount a new /proc ("" = do not); $1 = k, then k triples (source,
+# target, "ro" or "rw") to bind-mount; $1 = n, then n cgroup.procs files; $1 = m, then m NAME=VALUE to
+# export; then the command.  Messages go to the container's stderr, which a failed start reports.
 INIT_SCRIPT = """m=$1; p=$2; shift 2
 if [ -n "$p" ]; then "$m" -t proc -o nosuid,nodev,noexec proc "$p" || exit 125; fi
+n=$1; shift
+while [ "$n" -gt 0 ]; do
+  if [ ! -e "$1" ]; then echo "mount source $1 does not exist" >&2; exit 125; fi
+  if [ ! -e "$2" ]; then echo "mount target $2 does not exist in the container" >&2; exit 125; fi
+  "$m" --bind "$1" "$2" || { echo "bind mount of $1 on $2 failed" >&2; exit 125; }
+  if [ "$3" = ro ]; then "$m" -o remount,bind,ro "$2" || { echo "read-only remount of $2 failed" >&2; exit 125; }; fi
+  shift 3; n=$((n - 1))
+done
 n=$1; shift
 while [ "$n" -gt 0 ]; do echo 0 > "$1" || exit 125; shift; n=$((n - 1)); done
 unset PWD OLDPWD
@@ -130,10 +150,52 @@ class Tools:
         )
 
 
-def init_args(procs_files: Sequence[Path], env: Mapping[str, str], *, mount: str = "", proc: str = "") -> list[str]:
-    """INIT's arguments before the command."""
+def init_args(
+    procs_files: Sequence[Path],
+    env: Mapping[str, str],
+    *,
+    mount: str = "",
+    proc: str = "",
+    binds: Sequence[tuple[str, str, bool]] = (),
+) -> list[str]:
+    """INIT's arguments before the command; `binds` are (source, target as the host sees it, readonly)."""
     restore = [f"{name}={env[name]}" for name in ("PWD", "OLDPWD") if name in env]
-    return [mount, proc, str(len(procs_files)), *map(str, procs_files), str(len(restore)), *restore]
+    triples = [part for source, target, ro in binds for part in (source, target, "ro" if ro else "rw")]
+    return [
+        mount,
+        proc,
+        str(len(binds)),
+        *triples,
+        str(len(procs_files)),
+        *map(str, procs_files),
+        str(len(restore)),
+        *restore,
+    ]
+
+
+def mount_targets(config: ContainerConfig) -> list[tuple[str, str, bool]]:
+    """(source, target, readonly) for each of the config's mounts, the target resolved in its rootfs."""
+    root = Path(config.rootfs) if config.rootfs is not None else Path("/")
+    return [(m.host_path, str(root / m.container_path.lstrip("/")), m.readonly) for m in config.mounts]
+
+
+def check_mounts(config: ContainerConfig) -> None:
+    """Refuse, before spawning, a mount whose source is missing, or whose target is missing and not
+    inside an earlier mount (there INIT checks it, once the earlier mount is in place).  Raises
+    `StartError`."""
+    earlier: list[str] = []
+    for mount, (source, target, _) in zip(config.mounts, mount_targets(config), strict=True):
+        if not mount.container_path.startswith("/"):
+            raise StartError(f"mount target {mount.container_path!r} is not an absolute path")
+        if not os.path.exists(source):
+            raise StartError(f"mount source {source} does not exist on the node")
+        nested = any(target == e or target.startswith(e.rstrip("/") + "/") for e in earlier)
+        if not nested and not os.path.exists(target):
+            raise StartError(f"mount target {mount.container_path} does not exist in the container")
+        if not nested and os.path.isdir(source) != os.path.isdir(target):
+            kind = "directory" if os.path.isdir(source) else "file"
+            raise StartError(f"mount of {kind} {source} on {mount.container_path}: not a {kind}")
+        earlier.append(target)
 
 
 def _high(fd: int) -> int:
@@ -267,7 +329,7 @@ def container_argv(
     enter = [f"--{kind}={path}" for kind, path in (namespaces or {}).items()]
     if netns_path:
         enter.append(f"--net={netns_path}")
-    unshare = [tools.unshare, "--pid", "--mount"]
+    unshare = [tools.unshare, "--pid", "--mount", "--propagation=private"]
     proc = "/proc"
     if config.rootfs is not None:
         if tools.chroot is None:
@@ -276,7 +338,8 @@ def container_argv(
         command = [tools.chroot, config.rootfs, "/bin/sh", "-c", CHROOT_SCRIPT, "sh", working_dir, *command]
     else:
         unshare.append(f"--wd={working_dir}")
-    init = [tools.sh, "-c", INIT_SCRIPT, "sh", *init_args(procs_files, env, mount=tools.mount, proc=proc)]
+    args = init_args(procs_files, env, mount=tools.mount, proc=proc, binds=mount_targets(config))
+    init = [tools.sh, "-c", INIT_SCRIPT, "sh", *args]
     prefix = [tools.nsenter, *enter, "--"] if enter else []
     return [*prefix, *unshare, "--", *shim, *init, *command]
 

@@ -8,7 +8,8 @@ CPU and pids limits of its `Resources`.  `launch` explains the process chain, `c
 container's life.
 
 Unisolated mode (anywhere else): the container is a process group in its own session, with host
-namespaces and no limits.  `isolation_note` says so, for the node's conditions.
+namespaces, no limits and no bind mounts (`ContainerConfig.mounts` are ignored).  `isolation_note`
+says so, for the node's conditions.
 
 What the runtime guarantees on top of the `Runtime` contract:
 
@@ -159,7 +160,8 @@ class ProcessRuntime:
         if not isolated:
             self._note = (
                 f"containers run unisolated ({impossible or 'isolation turned off'}): they share the host's PID, "
-                "mount, UTS, IPC and network namespaces and their resource limits are not enforced"
+                "mount, UTS, IPC and network namespaces, their resource limits are not enforced and their "
+                "mounts (the pod's /etc/hosts and /etc/resolv.conf) are not made"
             )
         elif layout.mode == "none":
             self._note = "no writable cgroup hierarchy: container resource limits are not enforced"

@@ -18,13 +18,24 @@ stalls reading the session).
 Channels (`serve_channel_port_forward`): ports from ``?ports=``; port *i* uses channel ``2i`` for data
 and ``2i+1`` for errors; each channel first carries ``[ch, port & 0xff, port >> 8]``.  The session
 ends (WebSocket closed) when every port's pod connection has ended or the client closes.
+
+Into the pod's network (`open_connection_in_netns`): as the kubelet, the connection goes to the port on
+the pod's loopback, inside its network namespace, so a server bound to 127.0.0.1 in the pod is reached.
+A fresh thread (never a pooled one) enters the namespace with ``setns(CLONE_NEWNET)`` (a thread's network
+namespace is its own), creates the socket there and leaves again; a socket stays in the namespace it was
+created in, so the event loop connects and uses it from the node's namespace.  Should leaving fail, the
+thread ends anyway, taking the foreign namespace with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import os
+import socket
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -33,12 +44,71 @@ from aiohttp import WSMsgType, web
 from kubelite.agent.streaming import channels, spdy
 from kubelite.agent.streaming.interface import PodTarget
 
-__all__ = ["SpdyPortForward", "parse_ports", "serve_channel_port_forward", "serve_spdy_port_forward"]
+__all__ = [
+    "SpdyPortForward",
+    "open_connection_in_netns",
+    "parse_ports",
+    "serve_channel_port_forward",
+    "serve_spdy_port_forward",
+]
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 32 * 1024
 INCOMING_QUEUE_FRAMES = 16
+CLONE_NEWNET = 0x40000000
+
+
+def _setns(fd: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"setns: {os.strerror(errno)}")
+
+
+def _socket_in_netns(netns_path: str) -> socket.socket:
+    """A TCP socket created inside the network namespace `netns_path` (run on a throwaway thread)."""
+    own = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(netns_path, os.O_RDONLY)
+        try:
+            _setns(target)
+        finally:
+            os.close(target)
+        try:
+            return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        finally:
+            _setns(own)
+    finally:
+        os.close(own)
+
+
+async def open_connection_in_netns(
+    netns_path: str, port: int, host: str = "127.0.0.1"
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to `host`:`port` as seen from inside the network namespace `netns_path` (module
+    docstring).  Raises `OSError`."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[socket.socket] = loop.create_future()
+
+    def work() -> None:
+        try:
+            sock = _socket_in_netns(netns_path)
+        except BaseException as exc:  # handed to the waiting coroutine
+            error = exc
+            loop.call_soon_threadsafe(lambda: result.done() or result.set_exception(error))
+            return
+        loop.call_soon_threadsafe(lambda: result.set_result(sock) if not result.done() else sock.close())
+
+    threading.Thread(target=work, name="netns-connect", daemon=True).start()
+    sock = await result
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (host, port))
+        return await asyncio.open_connection(sock=sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def parse_ports(values: list[str]) -> list[int]:

@@ -9,6 +9,9 @@ Routes (the kubelet's paths; the API server proxies ``pods/{name}/log|exec|attac
     GET /attach/{namespace}/{pod}/{container}           WebSocket, likewise
     GET /portForward/{namespace}/{pod}[?ports=…]        WebSocket: SPDY/3.1+portforward.k8s.io (kubectl)
                                                         or v4.channel.k8s.io (Python clients)
+    GET /stats/summary                                  the Summary API (JSON; see `kubelite.agent.statsformat`)
+    GET /metrics/resource                               resource metrics (Prometheus text), read by the
+                                                        API server's metrics scraper
 
 A request that fails before streaming starts is answered with a `metav1.Status` (code, reason,
 message), as the kubelet does; once a WebSocket is open, failures travel on its error channel.
@@ -26,6 +29,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 
+import orjson
 from aiohttp import web
 
 from kubelite.agent.runtime.interface import (
@@ -35,6 +39,8 @@ from kubelite.agent.runtime.interface import (
     NotFoundError,
     Runtime,
 )
+from kubelite.agent.stats import StatsCollector
+from kubelite.agent.statsformat import RESOURCE_METRICS_CONTENT_TYPE, resource_metrics, summary
 from kubelite.agent.streaming import channels
 from kubelite.agent.streaming.exec import StreamOptions, run_attach, run_exec
 from kubelite.agent.streaming.interface import PodTarget
@@ -73,8 +79,10 @@ class KubeletServer:
         host: str,
         port: int,
         authorize: Callable[[web.Request], bool] | None = None,
+        stats: StatsCollector | None = None,
     ) -> None:
         self.runtime = runtime
+        self.stats = stats if stats is not None else StatsCollector(runtime)
         self.pods = pods
         self.ssl_context = ssl_context
         self.host = host
@@ -118,6 +126,9 @@ class KubeletServer:
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self.exec)
         app.router.add_get("/attach/{namespace}/{pod}/{container}", self.attach)
         app.router.add_get("/portForward/{namespace}/{pod}", self.port_forward)
+        app.router.add_get("/stats/summary", self.stats_summary)
+        app.router.add_get("/stats/summary/", self.stats_summary)
+        app.router.add_get("/metrics/resource", self.metrics_resource)
         return app
 
     @web.middleware
@@ -151,6 +162,18 @@ class KubeletServer:
         (``?container=``), so these handlers can be mounted under the API's pod subresource paths."""
         info = request.match_info
         return info["namespace"], info["pod"], info.get("container") or request.query.get("container", "")
+
+    # -- stats ------------------------------------------------------------------------------------
+
+    async def stats_summary(self, request: web.Request) -> web.Response:
+        snapshot = await self.stats.snapshot()
+        return web.Response(body=orjson.dumps(summary(snapshot)), content_type="application/json")
+
+    async def metrics_resource(self, request: web.Request) -> web.Response:
+        snapshot = await self.stats.snapshot()
+        response = web.Response(body=resource_metrics(snapshot).encode())
+        response.headers["Content-Type"] = RESOURCE_METRICS_CONTENT_TYPE
+        return response
 
     # -- logs -------------------------------------------------------------------------------------
 

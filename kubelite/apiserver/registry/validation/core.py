@@ -93,6 +93,11 @@ def _service_spec(spec: Mapping[str, Any]) -> list[Cause]:
         causes.append(field.required("spec.sessionAffinity"))
     elif affinity not in SESSION_AFFINITIES:
         causes.append(field.not_supported("spec.sessionAffinity", affinity, SESSION_AFFINITIES))
+    plural_ips = [str(ip) for ip in spec.get("clusterIPs") or ()]
+    if kind != "ExternalName" and spec.get("clusterIP") and plural_ips and plural_ips[0] != spec["clusterIP"]:
+        causes.append(field.invalid("spec.clusterIPs", plural_ips, "first value must match `clusterIP`"))
+    elif kind != "ExternalName" and not spec.get("clusterIP") and plural_ips:
+        causes.append(field.invalid("spec.clusterIPs", plural_ips, "must be empty when `clusterIP` is not specified"))
     for i, ip in enumerate(ips):
         if i == 0 and ip == "None":
             if len(ips) > 1:
