@@ -17,10 +17,13 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
+from kubelite.agent.cleanup import IDENTITY_FILE, cleanup_node
 from kubelite.agent.join import JoinError, format_join_token, join, parse_join_token
 from kubelite.apiserver.app import ApiServer, ApiServerConfig, Identity, serve
 from kubelite.apiserver.auth import bootstrap, certs
 from kubelite.apiserver.auth.kubeconfig import render_kubeconfig, write_kubeconfig
+from kubelite.apiserver.auth.serviceaccounts import ServiceAccountKeys
+from kubelite.apiserver.prommetrics import component_registry
 from kubelite.client.errors import TransportError
 from kubelite.client.http import HttpClient
 from kubelite.client.interface import builtin
@@ -85,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     healing.add_argument("--default-not-ready-toleration-seconds", type=int, default=300)
     healing.add_argument("--default-unreachable-toleration-seconds", type=int, default=300)
     healing.add_argument("--metrics-resolution", type=float, default=15.0, help="seconds between metrics scrapes")
+    server.add_argument(
+        "--default-local-storage-path",
+        default="/var/lib/kubelite/storage",
+        help="where the local-path provisioner keeps claims' data on each node",
+    )
     healing.add_argument("--hpa-sync-period", type=float, default=15.0, help="seconds between autoscaler syncs")
     _add_node_arguments(server)
 
@@ -94,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--data-dir", default=DEFAULT_AGENT_DATA_DIR, help="credentials, pods' state and logs")
     agent.add_argument("--log-level", default="INFO")
     _add_node_arguments(agent)
+
+    cleanup = commands.add_parser(
+        "cleanup", help="stop every pod a stopped node agent left running and remove their namespaces and cgroups"
+    )
+    cleanup.add_argument(
+        "--data-dir", default=DEFAULT_AGENT_DATA_DIR, help="the agent's data dir (a server's: its embedded agent's)"
+    )
+    cleanup.add_argument("--log-level", default="INFO")
 
     token = commands.add_parser("token", help="manage the join tokens of `kubelite agent --token`")
     token.set_defaults(log_level="WARNING")
@@ -129,6 +145,12 @@ def _add_node_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="how Services are routed on this node (auto: nftables when possible)",
     )
+    parser.add_argument(
+        "--sync-frequency",
+        type=float,
+        default=60.0,
+        help="seconds between refreshes of mounted ConfigMaps, Secrets and downward API files",
+    )
 
 
 def node_options(args: argparse.Namespace, data_dir: Path) -> NodeOptions:
@@ -148,6 +170,7 @@ def node_options(args: argparse.Namespace, data_dir: Path) -> NodeOptions:
         max_pods=args.max_pods,
         pod_network_mode=args.pod_network,
         proxy_mode=args.proxy_mode,
+        sync_frequency=args.sync_frequency,
     )
 
 
@@ -218,11 +241,17 @@ async def run_server(args: argparse.Namespace) -> int:
         identity = certs.client_identity(peercert) if peercert else None
         if identity:
             return Identity(identity[0], tuple(identity[1]))
+        found = server.handlers.token_issuer.authenticate(request.headers.get("Authorization"))
+        if found is not None:
+            return Identity(found[0], tuple(found[1]))
         return bootstrap.authenticate_bootstrap_token(token_secrets, request.headers.get("Authorization"))
 
+    # one registry for the API server and the controller manager in this process: both on its /metrics
+    prometheus_registry = component_registry()
     server = ApiServer(
         backend,
         ApiServerConfig(
+            prometheus_registry=prometheus_registry,
             authenticate=authenticate,
             kubelet_ssl_context=kubelet_client_ssl_context(pki),
             extra_routes=[bootstrap.join_routes(token_secrets, pki)],
@@ -231,6 +260,8 @@ async def run_server(args: argparse.Namespace) -> int:
             metrics_resolution=args.metrics_resolution,
             default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
             default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
+            service_account_keys=ServiceAccountKeys.load_or_create(data_dir / "tls" / "service-account.key"),
+            default_local_storage_path=args.default_local_storage_path,
         ),
     )
     token_secrets.bind(server)
@@ -250,6 +281,7 @@ async def run_server(args: argparse.Namespace) -> int:
             network=network,
             node_monitor_grace_period=args.node_monitor_grace_period,
             hpa_sync_period=args.hpa_sync_period,
+            prometheus_registry=prometheus_registry,
         )
         components.append(run_controller_manager(loopback_url, pki, controller_options))
     if not args.disable_scheduler:
@@ -306,6 +338,20 @@ async def run_agent(args: argparse.Namespace) -> int:
         print(f"kubelite agent {options.node_name} ready", flush=True)
 
     return 0 if await _run_until_signalled([run_joined_agent(options, ready)]) else 1
+
+
+async def run_cleanup(args: argparse.Namespace) -> int:
+    """`kubelite cleanup`: what `kubelite agent`/`server` leave running on purpose when they stop (decision 0008)."""
+    data_dir = Path(args.data_dir).resolve()
+    if not (data_dir / IDENTITY_FILE).exists() and (data_dir / "agent" / IDENTITY_FILE).exists():
+        data_dir = data_dir / "agent"  # a server's data dir: its embedded agent
+    report = await cleanup_node(data_dir)
+    print(
+        f"removed {report.containers} containers in {report.sandboxes} pods and "
+        f"{len(report.pod_networks)} pod networks under {data_dir}",
+        flush=True,
+    )
+    return 0
 
 
 SECRETS = builtin("", "secrets")
@@ -425,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
         return run(run_agent(args))
     if args.command == "token":
         return run(run_token(args))
+    if args.command == "cleanup":
+        return run(run_cleanup(args))
     return 2
 
 

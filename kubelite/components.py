@@ -49,6 +49,7 @@ class NodeOptions:
     max_pods: int = 110
     pod_network_mode: str = "auto"
     proxy_mode: str = "auto"
+    sync_frequency: float = 60.0
 
 
 def default_node_name() -> str:
@@ -178,4 +179,5 @@ def _agent_config(
         labels=labels,
         max_pods=options.max_pods,
         pod_network_mode=options.pod_network_mode,
+        sync_frequency=options.sync_frequency,
     )

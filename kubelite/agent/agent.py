@@ -2,23 +2,23 @@
 
 Parts: the container runtime, the event recorder, the kubelet endpoint (logs/exec/attach/port-forward for
 the API server), the Node object with its Lease heartbeat, the pod network, and the pod manager.  `run()`
-starts them in dependency order inside one TaskGroup; cancelling it is shutdown, and shutdown stops every
-pod's processes: containers never outlive their agent (a killed agent's leftovers are recovered or removed
-by the next start, see `PodManager`).
+starts them in dependency order inside one TaskGroup; cancelling it is shutdown.  As with the kubelet, a
+stopping agent leaves its pods running — containers, their network namespaces and the service rules — and the
+next start adopts them (same processes, same restart counts; pods deleted meanwhile are removed as orphans),
+so restarting or upgrading an agent never restarts a workload (decision 0008).  `kubelite cleanup`
+(`kubelite.agent.cleanup`) stops what an agent left; `stop_pods_on_exit` makes shutdown do it (tests).
 
 Pod network start-up: the cluster's plan (`AgentConfig.network`, else the API server's ConfigMap, waited
 for), then the Node is registered, then — bridge mode only — the agent waits for the node's pod CIDR
 (nodeipam assigns it) and starts the network; routes to other nodes follow the Node objects
 (`nodenet.RouteSync`).  The pod manager runs meanwhile: hostNetwork pods start at once, the others wait
 for the network.  The mode is shown on the Node (annotation ``kubelite.io/pod-network`` and, in host mode,
-the Ready condition's message says that pods share the node's network).  Shutdown closes the network but
-never removes pods' networks: the next agent adopts them, or removes them as orphans.
+the Ready condition's message says that pods share the node's network).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubelite.agent.agentmetrics import AgentMetrics, component_registry
+from kubelite.agent.cleanup import cgroup_root, write_identity
 from kubelite.agent.network import create_pod_network, node_routes
 from kubelite.agent.network.interface import NetworkError, NodeRoute, PodNetwork
 from kubelite.agent.node import MAX_PODS, NetworkReport, NodeStatusManager
@@ -64,6 +66,10 @@ class AgentConfig:
     pod_network_mode: str = "host"
     # tests only: the network namespace the node's network lives in (see create_pod_network)
     host_netns: str | None = None
+    # False (the default, as the kubelet): pods keep running when the agent stops, for the next start to adopt
+    stop_pods_on_exit: bool = False
+    # seconds between refreshes of mounted configMaps/secrets/downward API files (the kubelet's --sync-frequency)
+    sync_frequency: float = 60.0
 
 
 NetworkFactory = Callable[[AgentConfig, ClusterNetwork], PodNetwork]
@@ -98,15 +104,15 @@ class Agent:
         self._routes_for = routes_for or node_routes
         self.network: PodNetwork | None = None
 
-    def _cgroup_root(self) -> str:
-        # one subtree per agent: orphan clean-up of one agent must never touch another agent's containers
-        digest = hashlib.sha256(str(self.config.data_dir.resolve()).encode()).hexdigest()[:8]
-        return f"kubelite/{self.config.node_name}-{digest}"
-
     async def run(self, on_ready: Callable[[], None] | None = None) -> None:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        runtime = ProcessRuntime(config.data_dir / "runtime", isolated=config.isolated, cgroup_root=self._cgroup_root())
+        write_identity(config.data_dir, config.node_name)
+        runtime = ProcessRuntime(
+            config.data_dir / "runtime",
+            isolated=config.isolated,
+            cgroup_root=cgroup_root(config.node_name, config.data_dir),
+        )
         await runtime.start()
         isolation = runtime.isolation_note
         if isolation:
@@ -123,7 +129,10 @@ class Agent:
             node_ip=config.node_ip,
             log_root=config.data_dir / "pods",
             networking=networking,
+            sync_frequency=config.sync_frequency,
         )
+        prometheus = AgentMetrics(component_registry(), runtime, node_name=config.node_name)
+        prometheus.track(pods.pods)
         kubelet = KubeletServer(
             runtime,
             pods,
@@ -132,6 +141,7 @@ class Agent:
             port=config.kubelet_port,
             authorize=authorize_api_server if config.kubelet_ssl_context is not None else None,
             stats=StatsCollector(runtime, node_name=config.node_name),
+            prometheus=prometheus,
         )
         try:
             kubelet_port = await kubelet.start()
@@ -189,10 +199,11 @@ class Agent:
         network: PodNetwork,
     ) -> None:
         try:
-            await pods.shutdown(stop_pods=True)
-            await runtime.remove_all()
-            # the pods are gone, so are their network namespaces and addresses (the node's bridge stays)
-            await network.cleanup_orphans(set())
+            await pods.shutdown(stop_pods=self.config.stop_pods_on_exit)
+            if self.config.stop_pods_on_exit:
+                await runtime.remove_all()
+                # the pods are gone, so are their network namespaces and addresses (the node's bridge stays)
+                await network.cleanup_orphans(set())
         finally:
             await network.close()
             await kubelet.close()

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from kubelite.apiserver import discovery as discovery_module
 from kubelite.apiserver.admission.tolerations import DEFAULT_TOLERATION_SECONDS, DefaultTolerationSeconds
+from kubelite.apiserver.auth.serviceaccounts import ServiceAccountKeys
 from kubelite.apiserver.handlers import ResourceHandlers
 from kubelite.apiserver.kubeletproxy import KubeletProxy
 from kubelite.apiserver.metrics.api import MetricsApi
@@ -25,7 +27,9 @@ from kubelite.apiserver.metrics.scraper import DEFAULT_RESOLUTION_SECONDS, Metri
 from kubelite.apiserver.metrics.store import MetricsStore
 from kubelite.apiserver.objects import WriteOptions
 from kubelite.apiserver.openapi import OpenApiV3
+from kubelite.apiserver.prommetrics import ApiServerMetrics, component_registry
 from kubelite.apiserver.registry.services import ClusterObjects, ServiceStore, advertise_address
+from kubelite.apiserver.registry.storagebootstrap import DEFAULT_STORAGE_PATH, ensure_storage_objects
 from kubelite.apiserver.requestinfo import parse_api_path
 from kubelite.machinery import errors
 from kubelite.machinery.errors import ApiError
@@ -84,6 +88,11 @@ class ApiServerConfig:
     # DefaultTolerationSeconds admission: how long new pods tolerate a not-ready / unreachable node
     default_not_ready_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS
     default_unreachable_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS
+    # /metrics: None = a registry of its own (with process_* metrics); pass one to share it with in-process components
+    prometheus_registry: CollectorRegistry | None = None
+    # serviceaccounts/token signing key (None: an in-memory key); the local-path provisioner's default directory
+    service_account_keys: ServiceAccountKeys | None = None
+    default_local_storage_path: str = DEFAULT_STORAGE_PATH
 
 
 class ApiServer:
@@ -112,7 +121,12 @@ class ApiServer:
             ssl_context=self.config.kubelet_ssl_context,
             resolution=self.config.metrics_resolution,
         )
+        self.handlers.token_issuer.keys = self.config.service_account_keys
         self._scraping: asyncio.Task[None] | None = None
+        registry = self.config.prometheus_registry
+        self.prometheus = ApiServerMetrics(
+            registry if registry is not None else component_registry(), self.registry, self.cache
+        )
         self.app = self._build_app()
 
     async def start(self) -> None:
@@ -120,6 +134,7 @@ class ApiServer:
         self.store.start_allocations()
         await self._ensure_default_namespaces()
         await self.cluster_objects.ensure_network_objects()
+        await ensure_storage_objects(self.store, self.registry, storage_path=self.config.default_local_storage_path)
         if self.config.metrics_resolution > 0:
             self._scraping = asyncio.create_task(self.scraper.run(), name="metrics-scraper")
 
@@ -155,7 +170,9 @@ class ApiServer:
     # -- HTTP -------------------------------------------------------------------------------------
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
+        app = web.Application(
+            middlewares=[self.prometheus.middleware, self._middleware], client_max_size=8 * 1024 * 1024
+        )
         r = app.router
         r.add_get("/version", self._version)
         r.add_get("/version/", self._version)
@@ -169,6 +186,7 @@ class ApiServer:
         r.add_get("/openapi/v3", self._openapi_index)
         r.add_get("/openapi/v3/{path:.*}", self._openapi_document)
         r.add_get("/openapi/v2", self._not_found)
+        r.add_get("/metrics", self.prometheus.handle)
         for extra in self.config.extra_routes:
             extra(app)
         r.add_route("*", "/api/{tail:.*}", self._resource)

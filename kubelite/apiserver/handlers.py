@@ -16,7 +16,9 @@ import orjson
 from aiohttp import web
 
 from kubelite.apiserver import eviction, negotiation, podsubresources, tables
+from kubelite.apiserver.admission.storage import admit_storage
 from kubelite.apiserver.admission.tolerations import DefaultTolerationSeconds
+from kubelite.apiserver.auth.serviceaccounts import TokenIssuer, store_lookup
 from kubelite.apiserver.kubeletproxy import STREAMING_SUBRESOURCES, KubeletProxy
 from kubelite.apiserver.metrics.api import METRICS_GROUP, MetricsApi
 from kubelite.apiserver.negotiation import ResponseForm
@@ -46,6 +48,7 @@ class ResourceHandlers:
         self.kubelet = kubelet
         self.metrics: MetricsApi | None = None  # metrics.k8s.io, computed (set by the ApiServer)
         self.default_tolerations = DefaultTolerationSeconds()  # pod admission (set by the ApiServer)
+        self.token_issuer = TokenIssuer(store_lookup(store, registry))  # serviceaccounts/token (keys: the ApiServer)
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -111,6 +114,9 @@ class ResourceHandlers:
             return await self.update(request, resource, namespace, info.name, "finalize")
         elif sub.name == "scale":
             return await self._scale(request, resource, namespace, info.name)
+        elif sub.name == "token" and resource.plural == "serviceaccounts" and not resource.group and method == "POST":
+            body = await self._read_any(request)
+            return _json(self.token_issuer.create(namespace or "", info.name, body), status=201)
         elif resource.plural == "pods" and not resource.group and namespace is not None:
             if sub.name == "binding" and method == "POST":
                 return await self._bind(request, namespace, info.name)
@@ -217,6 +223,8 @@ class ResourceHandlers:
         obj = self._check_fields(request, view, obj, options)
         if resource.plural == "pods" and not resource.group:
             self.default_tolerations.admit(obj)
+        elif resource.plural in ("persistentvolumeclaims", "persistentvolumes") and not resource.group:
+            admit_storage(resource.plural, obj, self._storage_classes())
         created = await self.store.create(resource, namespace, convert(obj, resource.api_version), options)
         return _json(convert(created, view.api_version), status=201, warnings=options.warnings)
 
@@ -334,6 +342,10 @@ class ResourceHandlers:
                 "items": deleted,
             }
         )
+
+    def _storage_classes(self) -> list[dict[str, Any]]:
+        classes = self.registry.get("storage.k8s.io", "v1", "storageclasses")
+        return [] if classes is None else [e.obj for e in self.store.list_entries(classes, None)]
 
     # -- pods/binding ------------------------------------------------------------------------------
 

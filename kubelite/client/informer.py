@@ -38,6 +38,7 @@ from kubelite.client.clock import Clock, RealClock
 from kubelite.client.errors import TransportError, api_error_from_status, is_status
 from kubelite.client.indexer import Indexer, IndexFunc
 from kubelite.client.interface import Client, ObjectKey, WatchEvent, key_of
+from kubelite.client.metrics import ReflectorMetrics, ReflectorRecorder
 from kubelite.machinery.errors import ApiError
 from kubelite.machinery.resources import Resource
 
@@ -107,9 +108,11 @@ class Informer:
         clock: Clock | None = None,
         page_size: int | None = DEFAULT_PAGE_SIZE,
         rng: random.Random | None = None,
+        metrics: ReflectorRecorder | None = None,
     ) -> None:
         self.client = client
         self.resource = resource
+        self._metrics = metrics
         self.namespace = namespace
         self.label_selector = label_selector
         self.field_selector = field_selector
@@ -216,6 +219,7 @@ class Informer:
 
     async def _list(self) -> None:
         self._events_since_list = 0
+        started = self._clock.now()
         items: builtins.list[dict[str, Any]] = []
         token: str | None = None
         resource_version = ""
@@ -236,11 +240,15 @@ class Informer:
             if not token:
                 break
         self._replace(items, resource_version)
+        if self._metrics is not None:
+            elapsed = self._clock.now() - started
+            self._metrics.listed(seconds=elapsed, items=len(items), resource_version=resource_version)
 
     async def _watch(self) -> None:
         """One watch from the current resourceVersion until the server ends it."""
         started = self._clock.now()
         delivered = False
+        events = 0
         stream = self.client.watch(
             self.resource,
             self.namespace,
@@ -254,11 +262,15 @@ class Informer:
             async for event in stream:
                 self._apply(event)
                 self._events_since_list += 1
+                events += 1
                 if not delivered:
                     delivered = True
                     self._recovered()
         finally:
             await _aclose(stream)
+            if self._metrics is not None:
+                short = not delivered and self._clock.now() - started < SHORT_WATCH
+                self._metrics.watched(events=events, short=short, resource_version=self._resource_version)
         if not delivered and self._clock.now() - started < SHORT_WATCH:
             raise _ShortWatch("the watch ended at once without events")
 
@@ -373,8 +385,17 @@ class SharedInformerFactory:
     TaskGroup until cancelled.
     """
 
-    def __init__(self, client: Client, *, resync_seconds: float | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        resync_seconds: float | None = None,
+        clock: Clock | None = None,
+        metrics: ReflectorMetrics | None = None,
+    ) -> None:
+        """`metrics`: every informer records ``reflector_*`` under its resource's name (None: no metrics)."""
         self.client = client
+        self._metrics = metrics
         self.resync_seconds = resync_seconds
         self._clock = clock or RealClock()
         self._informers: dict[tuple[Resource, str | None, str | None, str | None], Informer] = {}
@@ -399,6 +420,7 @@ class SharedInformerFactory:
                 field_selector=field_selector,
                 resync_seconds=self.resync_seconds,
                 clock=self._clock,
+                metrics=self._metrics.reflector(resource.qualified) if self._metrics is not None else None,
             )
             if self._tasks is not None:
                 self._tasks.create_task(found.run())

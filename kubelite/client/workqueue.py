@@ -40,9 +40,12 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Hashable
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from kubelite.client.clock import Clock, RealClock
+
+if TYPE_CHECKING:
+    from kubelite.client.metrics import QueueMetrics
 
 T = TypeVar("T", bound=Hashable)
 
@@ -151,9 +154,20 @@ def default_controller_rate_limiter(
 class WorkQueue(Generic[T]):
     """See the module docstring for the guarantees.  Use from tasks of one event loop."""
 
-    def __init__(self, *, clock: Clock | None = None, rate_limiter: RateLimiter | None = None, name: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        rate_limiter: RateLimiter | None = None,
+        name: str = "",
+        metrics: QueueMetrics | None = None,
+    ) -> None:
+        """`metrics`: record client-go's ``workqueue_*`` metrics (`kubelite.client.metrics`); None: none."""
         self.name = name
         self._clock = clock or RealClock()
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.bind(self._clock)
         self._limiter = rate_limiter or default_controller_rate_limiter(self._clock)
         self._queue: deque[T] = deque()
         self._dirty: set[T] = set()
@@ -170,6 +184,8 @@ class WorkQueue(Generic[T]):
         """Queue `item` unless it is queued already; if it is being processed, after `done(item)`."""
         if self._shutting_down or item in self._dirty:
             return
+        if self._metrics is not None:
+            self._metrics.add(item)
         self._dirty.add(item)
         if item in self._processing:
             return
@@ -180,6 +196,8 @@ class WorkQueue(Generic[T]):
         """`add(item)` once `delay` seconds have passed; at once if `delay <= 0`."""
         if self._shutting_down:
             return
+        if self._metrics is not None:
+            self._metrics.retry()  # client-go counts every delayed add as a retry
         if delay <= 0:
             self.add(item)
             return
@@ -216,6 +234,8 @@ class WorkQueue(Generic[T]):
                 item = self._queue.popleft()
                 self._processing.add(item)
                 self._dirty.discard(item)
+                if self._metrics is not None:
+                    self._metrics.get(item)
                 return item
             if self._shutting_down:
                 raise QueueShutDown(self.name)
@@ -227,6 +247,8 @@ class WorkQueue(Generic[T]):
 
     def done(self, item: T) -> None:
         """The caller finished `item`; if it was added meanwhile, it is queued again now."""
+        if self._metrics is not None and item in self._processing:
+            self._metrics.done(item)
         self._processing.discard(item)
         if item in self._dirty:
             self._queue.append(item)

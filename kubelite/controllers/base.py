@@ -29,6 +29,7 @@ from kubelite.client.errors import TransportError
 from kubelite.client.events import EventRecorder
 from kubelite.client.informer import Informer, SharedInformerFactory
 from kubelite.client.interface import Client, key_of
+from kubelite.client.metrics import WorkQueueMetrics
 from kubelite.client.workqueue import QueueShutDown, WorkQueue
 from kubelite.machinery.errors import ApiError
 from kubelite.machinery.resources import Resource
@@ -46,6 +47,7 @@ class ControllerContext:
     informers: SharedInformerFactory
     recorder: EventRecorder
     clock: Clock = field(default_factory=RealClock)
+    queue_metrics: WorkQueueMetrics | None = None  # each controller's queue records workqueue_* under its name
 
 
 class Controller:
@@ -60,7 +62,8 @@ class Controller:
         self.recorder = context.recorder
         self.clock = context.clock
         self.workers = workers
-        self.queue: WorkQueue[str] = WorkQueue(clock=context.clock, name=self.name)
+        metrics = context.queue_metrics.queue(self.name) if context.queue_metrics is not None else None
+        self.queue: WorkQueue[str] = WorkQueue(clock=context.clock, name=self.name, metrics=metrics)
         self._synced_before_start: list[Informer] = []
 
     # -- wiring -------------------------------------------------------------------------------------

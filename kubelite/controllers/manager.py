@@ -18,10 +18,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry
+
 from kubelite.client.clock import Clock, RealClock
 from kubelite.client.events import EventRecorder
 from kubelite.client.informer import SharedInformerFactory
 from kubelite.client.interface import Client
+from kubelite.client.metrics import ReflectorMetrics, WorkQueueMetrics
 from kubelite.controllers.base import Controller, ControllerContext
 from kubelite.controllers.cronjob import CronJobController
 from kubelite.controllers.daemonset import DaemonSetController
@@ -31,15 +34,22 @@ from kubelite.controllers.endpoints import EndpointsController
 from kubelite.controllers.endpointslice import EndpointSliceController
 from kubelite.controllers.garbagecollector import GarbageCollector
 from kubelite.controllers.job import JobController
+from kubelite.controllers.localpath import LocalPathProvisioner
 from kubelite.controllers.namespace import NamespaceController
 from kubelite.controllers.nodeipam import NodeIpamController
 from kubelite.controllers.nodelifecycle import NodeLifecycleController
+from kubelite.controllers.persistentvolume import (
+    PersistentVolumeBinder,
+    PVCProtectionController,
+    PVProtectionController,
+)
 from kubelite.controllers.podautoscaler import HorizontalPodAutoscalerController
 from kubelite.controllers.podgc import PodGarbageCollector
 from kubelite.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 from kubelite.controllers.rootca import RootCACertPublisher
 from kubelite.controllers.serviceaccount import ServiceAccountController
 from kubelite.controllers.servicelb import ServiceLBController
+from kubelite.controllers.statefulset import StatefulSetController
 from kubelite.controllers.tainteviction import TaintEvictionController
 from kubelite.controllers.ttlafterfinished import TTLAfterFinishedController
 from kubelite.machinery.network import ClusterNetwork
@@ -57,6 +67,9 @@ class ControllerOptions:
     network: ClusterNetwork = field(default_factory=ClusterNetwork)
     node_monitor_grace_period: float = 40.0
     hpa_sync_period: float = 15.0
+    default_local_storage_path: str = "/var/lib/kubelite/storage"
+    # where workqueue_* and reflector_* metrics go (the API server's registry in `kubelite server`); None: nowhere
+    prometheus_registry: CollectorRegistry | None = None
 
 
 def default_controllers(options: ControllerOptions | None = None) -> dict[str, ControllerFactory]:
@@ -68,6 +81,7 @@ def default_controllers(options: ControllerOptions | None = None) -> dict[str, C
         "replicationcontroller": ReplicationControllerController,
         "deployment": DeploymentController,
         "daemonset": DaemonSetController,
+        "statefulset": StatefulSetController,
         "job": JobController,
         "cronjob": CronJobController,
         # upstream's TTL controller deletes in the foreground: the Job goes only after its pods
@@ -81,6 +95,12 @@ def default_controllers(options: ControllerOptions | None = None) -> dict[str, C
         "endpointslice": EndpointSliceController,
         "nodeipam": lambda context: NodeIpamController(context, network=options.network),
         "service-lb": ServiceLBController,
+        "persistentvolume-binder": PersistentVolumeBinder,
+        "persistentvolumeclaim-protection": PVCProtectionController,
+        "persistentvolume-protection": PVProtectionController,
+        "local-path-provisioner": lambda context: LocalPathProvisioner(
+            context, default_path=options.default_local_storage_path
+        ),
         "nodelifecycle": lambda context: NodeLifecycleController(
             context, node_monitor_grace_period=options.node_monitor_grace_period
         ),
@@ -105,7 +125,10 @@ class ControllerManager:
     ) -> None:
         self.client = client
         self.clock: Clock = clock or RealClock()
-        self.informers = SharedInformerFactory(client, clock=self.clock)
+        registry = options.prometheus_registry if options is not None else None
+        reflectors = ReflectorMetrics(registry) if registry is not None else None
+        queues = WorkQueueMetrics(registry) if registry is not None else None
+        self.informers = SharedInformerFactory(client, clock=self.clock, metrics=reflectors)
         factories = default_controllers(options)
         unknown = sorted(set(enabled or ()) - set(factories))
         if unknown:
@@ -117,7 +140,8 @@ class ControllerManager:
                 continue
             recorder = EventRecorder(client, _component(name), clock=self.clock)
             self.recorders.append(recorder)
-            self.controllers[name] = factory(ControllerContext(client, self.informers, recorder, self.clock))
+            context = ControllerContext(client, self.informers, recorder, self.clock, queue_metrics=queues)
+            self.controllers[name] = factory(context)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
@@ -139,6 +163,8 @@ def _component(name: str) -> str:
         "horizontalpodautoscaling": "horizontal-pod-autoscaler",
         "root-ca-cert-publisher": "root-ca-cert-publisher",
         "nodelifecycle": "node-controller",
+        "persistentvolume-binder": "persistentvolume-controller",
+        "local-path-provisioner": "kubelite.io/local-path",
         "taint-eviction-controller": "taint-eviction-controller",
     }
     if name in special:

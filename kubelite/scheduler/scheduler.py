@@ -52,7 +52,9 @@ from kubelite.scheduler.events import (
 from kubelite.scheduler.framework import FilterPlugin
 from kubelite.scheduler.nodeinfo import PodInfo, is_terminal, pod_key
 from kubelite.scheduler.plugins import WeightedScore, default_plugins, events_to_register
+from kubelite.scheduler.plugins.volumebinding import VolumeBinding
 from kubelite.scheduler.queue import QueuedPodInfo, SchedulingQueue
+from kubelite.scheduler.volumebinder import InformerVolumeLister, pre_bind
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,14 @@ class Scheduler:
         self._rng = rng
         self._binds = asyncio.Semaphore(max_concurrent_binds)
         self.cache = SchedulerCache()
+        # the default profile binds volumes too (VolumeBinding reads claims/volumes/classes; PreBind in _bind)
+        self.volume_lister = InformerVolumeLister(self.informers) if plugins is None else None
+        self.volume_binding = VolumeBinding(self.volume_lister) if self.volume_lister is not None else None
+        if self.volume_binding is not None:
+            self.filters = [*self.filters, self.volume_binding]
         self.queue = SchedulingQueue(clock=self._clock, events_to_register=events_to_register(self.filters))
+        if self.volume_lister is not None:
+            self.volume_lister.on_change(self.queue.move_all_to_active_or_backoff)
         self._next_start = 0
         self.nodes: Informer = self.informers.informer(NODES)
         self.pods: Informer = self.informers.informer(PODS, field_selector=PENDING_POD_FIELDS)
@@ -110,6 +119,8 @@ class Scheduler:
                 tasks.create_task(self.recorder.run())
             await self.nodes.wait_for_sync()
             await self.pods.wait_for_sync()
+            if self.volume_lister is not None:
+                await self.volume_lister.wait_for_sync()
             log.info("scheduler caches synced", extra={"scheduler": self.scheduler_name})
             while True:
                 queued = await self.queue.pop_wait()
@@ -147,6 +158,8 @@ class Scheduler:
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         try:
+            if self.volume_binding is not None:
+                await pre_bind(self.client, self.volume_binding, info, node)
             await self.client.create_subresource(PODS, info.name, "binding", body, info.namespace)
         except Exception as exc:  # supervision point: any failure means "not bound; retry later"
             self._binds.release()

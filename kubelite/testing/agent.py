@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from kubelite.testing.netns import netns_exec_prefix
-from kubelite.testing.server import ServerProcess, terminate
+from kubelite.testing.server import ServerProcess, cleanup_node, terminate
 
 READY_MARKER = "kubelite agent"
 
@@ -99,12 +99,15 @@ class AgentProcess:
         why = f"exited with {code}" if code is not None else f"did not print {ready!r} within {timeout}s"
         raise RuntimeError(f"kubelite agent {self.node_name} {why}; log tail:\n{self.log_tail()}")
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM, wait up to `timeout`, then SIGKILL. Idempotent."""
+    def stop(self, timeout: float = 30.0, *, cleanup: bool = True) -> None:
+        """SIGTERM, wait up to `timeout`, then SIGKILL; with `cleanup`, `kubelite cleanup` stops the pods the agent
+        leaves running on purpose (`cleanup=False`: a graceful restart follows). Idempotent."""
         if self.process is None:
             return
         terminate(self.process, timeout)
         self.process = None
+        if cleanup:
+            cleanup_node(self.data_dir, self.netns)
 
     def kill(self) -> None:
         """SIGKILL by PID and reap: no graceful shutdown, the agent's pods are left behind as they are."""

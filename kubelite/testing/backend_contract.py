@@ -204,9 +204,7 @@ class BackendContract:
         updated = await backend.update("/c/a", b"2", expected_revision=created)
         assert await backend.get("/c/a") == KeyValue("/c/a", b"2", created, updated)
 
-    async def test_update_with_stale_revision_raises_mismatch_with_current_revision(
-        self, backend: Backend
-    ) -> None:
+    async def test_update_with_stale_revision_raises_mismatch_with_current_revision(self, backend: Backend) -> None:
         created = await backend.create("/c/a", b"1")
         updated = await backend.update("/c/a", b"2", expected_revision=created)
         with pytest.raises(RevisionMismatch) as raised:

@@ -394,12 +394,33 @@ class MountContract(RuntimeContract):
         status = await runtime.container_status(container_id)
         assert status.state == ContainerState.EXITED and status.reason == "StartError"
 
-    async def test_mount_with_a_missing_target_is_a_start_error(
+    async def test_missing_mount_targets_are_created_in_the_container_only(
         self, runtime: Runtime, sandbox: str, tmp_path: Path
     ) -> None:
-        source = tmp_path / "src"
-        source.write_text("x")
-        mounts = (Mount(str(source), str(tmp_path / "no" / "such" / "file")),)
-        container_id = await runtime.create_container(sandbox, self.container_config("app", ["true"], mounts=mounts))
-        with pytest.raises(StartError, match="target"):
-            await runtime.start_container(container_id)
+        data, config = tmp_path / "data", tmp_path / "app.conf"
+        data.mkdir()
+        config.write_text("key=1\n")
+        target = f"/kubelite-contract-{uuid.uuid4().hex[:8]}"
+        mounts = (Mount(str(data), f"{target}/data"), Mount(str(config), f"{target}/etc/app.conf", readonly=True))
+        script = f"echo hi > {target}/data/x && cat {target}/etc/app.conf"
+        container_id, status = await self.run_to_end(runtime, sandbox, ["sh", "-c", script], mounts=mounts)
+        assert status.exit_code == 0, status.message
+        assert [c for *_, c in parse_cri_log(runtime.container_log_path(container_id))] == ["key=1"]
+        assert (data / "x").read_text() == "hi\n"
+        assert not Path(target).exists()  # created in the container's root, never on the host
+
+    async def test_writes_outside_mounts_never_change_the_host(self, runtime: Runtime, sandbox: str) -> None:
+        name = f"kubelite-contract-{uuid.uuid4().hex[:8]}"
+        before = sorted(p.name for p in Path("/etc").iterdir())
+        script = f"echo x > /etc/{name} && mkdir /{name} && echo y > /{name}/f && rm -f /etc/hostname; cat /etc/{name}"
+        container_id, status = await self.run_to_end(runtime, sandbox, ["sh", "-c", script])
+        assert status.exit_code == 0, status.message
+        assert [c for *_, c in parse_cri_log(runtime.container_log_path(container_id))] == ["x"]
+        assert not Path(f"/etc/{name}").exists() and not Path(f"/{name}").exists()
+        assert sorted(p.name for p in Path("/etc").iterdir()) == before
+
+    async def test_tmp_is_shared_with_the_host(self, runtime: Runtime, sandbox: str, tmp_path: Path) -> None:
+        marker = tmp_path / "from-container"
+        _, status = await self.run_to_end(runtime, sandbox, ["sh", "-c", f"echo shared > {marker}"])
+        assert status.exit_code == 0, status.message
+        assert marker.read_text() == "shared\n"

@@ -91,10 +91,14 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"kubelite server did not start; log: {(self.data_dir / 'server.log').read_text()[-3000:]}")
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 30.0, *, cleanup: bool = True) -> None:
+        """SIGTERM (then SIGKILL) the server; with `cleanup` also stop the pods its agent leaves running on purpose
+        (`kubelite cleanup`), so nothing outlives the test.  `cleanup=False` is an agent restart."""
         if self.process is None:
             return
         terminate(self.process, timeout)
+        if cleanup:
+            cleanup_node(self.data_dir / "agent", self.netns)
         if self.forwarder is not None:
             self.forwarder.close()
             self.forwarder = None
@@ -133,6 +137,18 @@ class ServerProcess:
                 f"kubectl {' '.join(args)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
             )
         return result
+
+
+def cleanup_node(agent_data_dir: Path, netns: str | None) -> None:
+    """`kubelite cleanup` for an agent's data dir (in the agent's network namespace); nothing if no agent ran."""
+    if not (agent_data_dir / "agent.json").exists():
+        return
+    subprocess.run(
+        [*netns_exec_prefix(netns), sys.executable, "-m", "kubelite.cli", "cleanup", "--data-dir", str(agent_data_dir)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def terminate(process: subprocess.Popen[Any], timeout: float) -> None:

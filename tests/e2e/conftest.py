@@ -24,8 +24,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
     assert reason is None, f"e2e clusters run in network namespaces: {reason}"
     with NetnsLab() as lab:
         host = lab.add_host("node")
+        data_dir = Path(tmp_path_factory.mktemp("kubelite"))
         process = ServerProcess(
-            Path(tmp_path_factory.mktemp("kubelite")),
+            data_dir,
             netns=host.netns,
             expose_on_loopback=True,
             extra_args=[
@@ -42,6 +43,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
                 "5",
                 "--hpa-sync-period",
                 "5",
+                # volume scenarios: mounted ConfigMaps follow changes within 5 s (60 s by default)
+                "--sync-frequency",
+                "5",
+                "--default-local-storage-path",
+                str(data_dir / "storage"),
             ],
         ).start()
         try:

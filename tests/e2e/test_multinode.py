@@ -5,8 +5,11 @@ that follows nodes joining and leaving."""
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import textwrap
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any
 import pytest
 
 from kubelite.testing.agent import AgentProcess, create_join_token
-from kubelite.testing.cluster import get_json, wait_for
+from kubelite.testing.cluster import FETCH_MANY, HOSTNAME_SERVER, get_json, wait_for
 from kubelite.testing.netns import NetnsLab, skip_reason
 from kubelite.testing.server import ServerProcess
 
@@ -80,7 +83,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         server = ServerProcess(
             base / "server",
             netns=server_host.netns,
+            expose_on_loopback=True,
             extra_args=[
+                # a node is Unknown 20 s after its last heartbeat (agents renew every 10 s), and its pods are
+                # evicted 5 s later
+                "--node-monitor-grace-period",
+                "20",
+                "--default-unreachable-toleration-seconds",
+                "5",
+                "--default-not-ready-toleration-seconds",
+                "5",
                 "--bind-address",
                 server_host.ip,
                 "--node-name",
@@ -284,3 +296,234 @@ def test_daemonset_runs_one_pod_per_node_and_follows_nodes_joining_and_leaving(c
     )
     cluster.kubectl("delete", "daemonset", "everywhere")
     wait_for(lambda: not placement(), timeout=60, what="the DaemonSet's pods to go with it")
+
+
+def _hostname_deployment(cluster: Cluster, name: str, replicas: int, *, node: str | None = None) -> None:
+    pin = f"\n          nodeSelector: {{kubernetes.io/hostname: {node}}}" if node else ""
+    manifest = f"""
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {{name: {name}}}
+    spec:
+      replicas: {replicas}
+      selector: {{matchLabels: {{app: {name}}}}}
+      template:
+        metadata: {{labels: {{app: {name}}}}}
+        spec:
+          terminationGracePeriodSeconds: 1{pin}
+          containers:
+          - name: web
+            image: python:3.11
+            command: ["python3", "-c", {json.dumps(HOSTNAME_SERVER)}]
+            resources: {{requests: {{cpu: 100m}}}}
+            readinessProbe: {{httpGet: {{port: 8080, path: /}}, periodSeconds: 1}}
+    """
+    cluster.kubectl("apply", "-f", "-", input=textwrap.dedent(manifest))
+    cluster.kubectl("rollout", "status", f"deployment/{name}", "--timeout=120s", timeout=130)
+
+
+def _client_on(cluster: Cluster, node: str) -> str:
+    name = f"client-{node}"
+    if cluster.kubectl("get", "pod", name, check=False).returncode != 0:
+        overrides = json.dumps({"spec": {"nodeName": node}})
+        cluster.kubectl(
+            "run", name, "--image=python:3.11", "--restart=Never", f"--overrides={overrides}", "--", "sleep", "3600"
+        )
+        cluster.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "--timeout=60s", timeout=70)
+    return name
+
+
+def _fetch(cluster: Cluster, client: str, url: str, count: int = 1) -> list[str]:
+    out = cluster.kubectl("exec", client, "--", "python3", "-c", FETCH_MANY, url, str(count), timeout=120)
+    return out.stdout.splitlines()
+
+
+def _node_ip(cluster: Cluster, node: str) -> str:
+    addresses = get_json(cluster.server, "node", node)["status"]["addresses"]
+    return next(a["address"] for a in addresses if a["type"] == "InternalIP")
+
+
+def _nft_on(cluster: Cluster, node: str) -> str:
+    host = cluster.lab.hosts[node]
+    return host.run(["nft", "list", "table", "ip", "kubelite"], check=False).stdout
+
+
+def test_a_client_on_one_node_reaches_a_pod_on_another_through_its_service(cluster: Cluster) -> None:
+    _hostname_deployment(cluster, "xweb", 1, node="node-2")
+    cluster.kubectl("expose", "deployment", "xweb", "--type=NodePort", "--port=80", "--target-port=8080")
+    pod = get_json(cluster.server, "pods", "-l", "app=xweb")["items"][0]
+    assert pod["status"]["podIP"].startswith("10.42.") and pod["spec"]["nodeName"] == "node-2"
+    client = _client_on(cluster, "node-1")
+
+    answers = _fetch(cluster, client, "http://xweb.default.svc.cluster.local/", 10)
+    assert answers == [pod["metadata"]["name"]] * 10
+    assert _fetch(cluster, client, f"http://{pod['status']['podIP']}:8080/") == [pod["metadata"]["name"]]
+
+    # a NodePort on node-1 answered by the pod on node-2, asked from node-0's own network
+    node_port = get_json(cluster.server, "service", "xweb")["spec"]["ports"][0]["nodePort"]
+    asked = cluster.lab.hosts["node-0"].run(
+        [sys.executable, "-c", FETCH_MANY, f"http://{_node_ip(cluster, 'node-1')}:{node_port}/", "1"], check=False
+    )
+    assert asked.stdout.strip() == pod["metadata"]["name"]
+
+
+def test_a_restarted_agent_keeps_its_pods_networking_and_service_rules(cluster: Cluster) -> None:
+    pod = get_json(cluster.server, "pods", "-l", "app=xweb")["items"][0]
+    cluster_ip = get_json(cluster.server, "service", "xweb")["spec"]["clusterIP"]
+    client = _client_on(cluster, "node-1")
+    agent = cluster.agents["node-2"]
+
+    agent.kill()
+    assert cluster_ip in _nft_on(cluster, "node-2"), "the rules outlive the agent"
+    assert _fetch(cluster, client, f"http://{cluster_ip}/") == [pod["metadata"]["name"]], "traffic goes on"
+    agent.start()
+    wait_for(lambda: "node-2" in _ready_nodes(cluster.server), timeout=60, what="node-2 Ready again")
+
+    again = get_json(cluster.server, "pod", pod["metadata"]["name"])
+    assert again["status"]["podIP"] == pod["status"]["podIP"]
+    assert again["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert _fetch(cluster, client, f"http://{pod['status']['podIP']}:8080/") == [pod["metadata"]["name"]]
+    # the new agent probes readiness afresh (the pod may leave the endpoints until its first probe passes)
+    wait_for(
+        lambda: _fetch(cluster, client, "http://xweb/", 5) == [pod["metadata"]["name"]] * 5,
+        timeout=30,
+        what="the Service to answer again",
+    )
+
+    # a graceful restart (SIGTERM) also leaves the pod running, and the new agent adopts it
+    started = again["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
+    agent.stop(cleanup=False)
+    assert _fetch(cluster, client, f"http://{cluster_ip}/") == [pod["metadata"]["name"]]
+    agent.start()
+    wait_for(lambda: "node-2" in _ready_nodes(cluster.server), timeout=60, what="node-2 Ready again")
+    status = get_json(cluster.server, "pod", pod["metadata"]["name"])["status"]["containerStatuses"][0]
+    assert status["restartCount"] == 0 and status["state"]["running"]["startedAt"] == started
+    wait_for(
+        lambda: _fetch(cluster, client, "http://xweb/", 5) == [pod["metadata"]["name"]] * 5,
+        timeout=30,
+        what="the Service to answer after the graceful restart",
+    )
+    cluster.kubectl("delete", "service", "xweb")
+    cluster.kubectl("delete", "deployment", "xweb")
+
+
+def test_pods_of_a_dead_node_are_replaced_on_the_others_and_not_duplicated_when_it_returns(cluster: Cluster) -> None:
+    _hostname_deployment(cluster, "heal", 6)
+    placement = {p["spec"]["nodeName"] for p in get_json(cluster.server, "pods", "-l", "app=heal")["items"]}
+    assert "node-2" in placement, placement
+    agent = cluster.agents["node-2"]
+
+    agent.kill()  # the machine "dies": no more heartbeats (its processes are left running, as after a partition)
+    try:
+
+        def node_state() -> bool:
+            node = get_json(cluster.server, "node", "node-2")
+            ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+            taints = {(t["key"], t["effect"]) for t in node["spec"].get("taints") or ()}
+            return ready["status"] == "Unknown" and ("node.kubernetes.io/unreachable", "NoExecute") in taints
+
+        wait_for(node_state, timeout=90, what="node-2 Unknown and tainted")
+
+        def healed() -> bool:
+            pods = get_json(cluster.server, "pods", "-l", "app=heal")["items"]
+            live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+            return (
+                len(live) == 6
+                and all(p["status"].get("phase") == "Running" for p in live)
+                and all(p["spec"].get("nodeName") in ("node-0", "node-1") for p in live)
+            )
+
+        wait_for(healed, timeout=120, what="6 Running replicas on node-0 and node-1")
+    finally:
+        agent.start()
+    wait_for(lambda: "node-2" in _ready_nodes(cluster.server), timeout=60, what="node-2 Ready again")
+
+    def settled() -> bool:
+        pods = get_json(cluster.server, "pods", "-l", "app=heal")["items"]
+        return len(pods) == 6 and not any(p["spec"].get("nodeName") == "node-2" for p in pods)
+
+    wait_for(settled, timeout=90, what="the evicted pods to be gone from node-2, and no duplicates")
+    cluster.kubectl("delete", "deployment", "heal")
+
+
+def test_drain_moves_every_pod_off_a_node_while_the_budget_keeps_three_available(cluster: Cluster) -> None:
+    _hostname_deployment(cluster, "guarded", 4)
+    pdb = """
+    apiVersion: policy/v1
+    kind: PodDisruptionBudget
+    metadata: {name: guarded}
+    spec:
+      minAvailable: 3
+      selector: {matchLabels: {app: guarded}}
+    """
+    cluster.kubectl("apply", "-f", "-", input=textwrap.dedent(pdb))
+    wait_for(
+        lambda: get_json(cluster.server, "pdb", "guarded").get("status", {}).get("disruptionsAllowed") == 1,
+        timeout=60,
+        what="the budget to allow one disruption",
+    )
+    target = get_json(cluster.server, "pods", "-l", "app=guarded")["items"][0]["spec"]["nodeName"]
+    watcher = _AvailabilityWatcher(cluster.server, "app=guarded")
+    watcher.start()
+    try:
+        cluster.kubectl("drain", target, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=240s", timeout=260)
+        pods = get_json(cluster.server, "pods", "-l", "app=guarded")["items"]
+        left = [p for p in pods if p["spec"].get("nodeName") == target and not p["metadata"].get("deletionTimestamp")]
+        assert not left
+        wait_for(lambda: watcher.current == 4, timeout=120, what="four available replicas again")
+    finally:
+        watcher.stop()
+        cluster.kubectl("uncordon", target)
+    assert watcher.minimum >= 3, f"availability dropped to {watcher.minimum} during the drain"
+    assert watcher.events > 0
+    cluster.kubectl("delete", "deployment", "guarded")
+    cluster.kubectl("delete", "pdb", "guarded")
+
+
+class _AvailabilityWatcher:
+    """Watches pods with the kubernetes client and keeps the lowest number of Ready, non-terminating pods seen."""
+
+    def __init__(self, server: ServerProcess, selector: str) -> None:
+        from kubernetes import client, config
+
+        self._api = config.new_client_from_config(config_file=str(server.kubeconfig))
+        self._core = client.CoreV1Api(self._api)
+        self._selector = selector
+        self._pods: dict[str, bool] = {}
+        self.minimum = 10**6
+        self.current = 0
+        self.events = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        wait_for(lambda: self.events > 0, timeout=30, what="the watch to start")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(15)
+        self._api.close()
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            for event in stream.stream(
+                self._core.list_namespaced_pod, "default", label_selector=self._selector, timeout_seconds=5
+            ):
+                pod = event["object"]
+                ready = pod.metadata.deletion_timestamp is None and any(
+                    c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])
+                )
+                if event["type"] == "DELETED":
+                    self._pods.pop(pod.metadata.name, None)
+                else:
+                    self._pods[pod.metadata.name] = ready
+                self.current = sum(self._pods.values())
+                self.events += 1
+                if self.events > len(self._pods) or event["type"] != "ADDED":
+                    self.minimum = min(self.minimum, self.current)
+                if self._stop.is_set():
+                    stream.stop()

@@ -8,16 +8,18 @@ three replicas listening on the same port run side by side.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kubelite.testing.cluster import FETCH_MANY, HOSTNAME_SERVER, get_json, wait_for
+from kubelite.testing.cluster import FETCH_MANY, HOSTNAME_SERVER, get_json, kubectl_popen, wait_for
 from kubelite.testing.netns import netns_exec_prefix
 from kubelite.testing.server import ServerProcess
 
@@ -121,6 +123,19 @@ def test_three_replicas_on_one_port_are_all_reached_by_name_and_by_cluster_ip(cl
     assert set(_fetch_from_pod(cluster, "http://web/", 5)) <= names
     table = cluster.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=web").stdout
     assert "IPv4" in table and "8080" in table
+
+    # kubectl port-forward svc/web picks one of the Service's pods and forwards to its target port
+    forward = kubectl_popen(cluster, "port-forward", "svc/web", ":80", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert forward.stdout is not None
+        line = forward.stdout.readline()  # "Forwarding from 127.0.0.1:<port> -> 8080"
+        assert "-> 8080" in line, line
+        local = line.split("127.0.0.1:")[1].split()[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10) as response:
+            assert response.read().decode() in names
+    finally:
+        forward.send_signal(signal.SIGINT)
+        forward.communicate(timeout=10)
 
 
 def test_a_pod_failing_readiness_leaves_the_endpoints_and_comes_back(cluster: ServerProcess) -> None:

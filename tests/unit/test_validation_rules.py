@@ -180,6 +180,19 @@ VALID = [
             },
         ),
     ),
+    (
+        # a volumeMount may name a volumeClaimTemplate: its pods get that claim as a volume
+        "StatefulSet",
+        obj(
+            "StatefulSet",
+            spec={
+                "selector": {"matchLabels": {"app": "web"}},
+                "serviceName": "web",
+                "template": template(containers=[container(volumeMounts=[{"name": "www", "mountPath": "/data"}])]),
+                "volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {"accessModes": ["ReadWriteOnce"]}}],
+            },
+        ),
+    ),
     ("DaemonSet", obj("DaemonSet", spec={"selector": {"matchLabels": {"app": "web"}}, "template": template()})),
     ("ReplicationController", obj("ReplicationController", spec={"template": template()})),
     ("Job", job()),
@@ -574,6 +587,18 @@ CREATE = [
             spec={"selector": {"matchLabels": {"app": "web"}}, "template": template(labels={"app": "web", "x": "a b"})},
         ),
         [("spec.template.labels", INVALID, f'Invalid value: "a b": {LABEL_VALUE}')],
+    ),
+    (
+        "statefulset mount of neither a volume nor a claim template",
+        "StatefulSet",
+        obj(
+            "StatefulSet",
+            spec={
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": template(containers=[container(volumeMounts=[{"name": "www", "mountPath": "/data"}])]),
+            },
+        ),
+        [("spec.template.spec.containers[0].volumeMounts[0].name", NOT_FOUND, 'Not found: "www"')],
     ),
     (
         "statefulset pod management",

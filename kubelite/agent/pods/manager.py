@@ -33,9 +33,10 @@ from kubelite.agent.pods.admission import admit
 from kubelite.agent.pods.containers import POD_UID, container_resources
 from kubelite.agent.pods.networking import NodeNetworking
 from kubelite.agent.pods.status import TERMINAL_PHASES
-from kubelite.agent.pods.worker import EventSink, PodWorker, grace_seconds
+from kubelite.agent.pods.worker import VOLUME_REFRESH_SECONDS, EventSink, PodWorker, grace_seconds
 from kubelite.agent.runtime.interface import ContainerRuntimeError, Runtime
 from kubelite.agent.streaming.portforward import open_connection_in_netns
+from kubelite.agent.volumes.manager import cleanup_orphans as cleanup_volume_orphans
 from kubelite.client.clock import Clock, RealClock
 from kubelite.client.informer import Informer
 from kubelite.client.interface import Client, builtin
@@ -65,8 +66,10 @@ class PodManager:
         log_root: Path,
         clock: Clock | None = None,
         networking: NodeNetworking | None = None,
+        sync_frequency: float = VOLUME_REFRESH_SECONDS,
     ) -> None:
-        """`networking` None: pods run on the node's network and get no hosts/resolv.conf files."""
+        """`networking` None: pods run on the node's network and get no hosts/resolv.conf files.
+        `sync_frequency`: how often mounted configMaps, secrets and downward API files are refreshed."""
         self.client = client
         self.runtime = runtime
         self.recorder = recorder
@@ -75,6 +78,7 @@ class PodManager:
         self.log_root = Path(log_root)
         self.clock = clock or RealClock()
         self.networking = networking
+        self.sync_frequency = sync_frequency
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}", clock=self.clock)
         self.services = Informer(client, SERVICES, clock=self.clock)
         self._workers: dict[str, PodWorker] = {}
@@ -93,6 +97,7 @@ class PodManager:
                 await self.pods.wait_for_sync()
                 await self.services.wait_for_sync()
                 await self._reconcile_runtime()
+                await self._cleanup_volume_orphans()
                 self._group = group
                 self.pods.add_handler(self._on_pod, lambda _old, new: self._on_pod(new), self._on_pod_deleted)
                 cleanup = getattr(self.runtime, "cleanup_orphans", None)
@@ -165,6 +170,7 @@ class PodManager:
             services=self._services_for,
             networking=self.networking,
             rejection=rejection,
+            volume_refresh_seconds=self.sync_frequency,
         )
         self._workers[uid] = worker
         self._group.create_task(self._supervise(worker), name=f"pod-{uid}")
@@ -194,6 +200,14 @@ class PodManager:
             if master is not None:
                 found.append(master)
         return found
+
+    async def _cleanup_volume_orphans(self) -> None:
+        """Volume directories (and tmpfs mounts) of pods no longer bound here: left by a killed agent."""
+        known = {str((p.get("metadata") or {}).get("uid")) for p in self.pods.list()}
+        try:
+            await cleanup_volume_orphans(self.log_root, known)
+        except OSError:
+            log.exception("cleaning up orphan pod volumes failed")
 
     async def shutdown(self, *, stop_pods: bool) -> None:
         """Call after `run` returned.  `stop_pods`: stop every container (SIGTERM, SIGKILL after the

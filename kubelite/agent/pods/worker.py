@@ -57,14 +57,19 @@ from kubelite.agent.runtime.interface import (
     SandboxState,
     StartError,
 )
+from kubelite.agent.volumes.manager import PodVolumes, VolumeSetupError
+from kubelite.agent.volumes.mounts import container_mounts
 from kubelite.client.clock import Clock
 from kubelite.client.interface import Client
+from kubelite.machinery.meta import rfc3339
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE_SECONDS = 30
 MIN_GRACE_SECONDS = 2  # the kubelet's minimum after a preStop hook used up the grace period
 RETRY_SECONDS = 10.0  # a container whose config or creation failed is tried again after this
+VOLUME_REFRESH_SECONDS = 60.0  # configMap/secret/downwardAPI volumes re-synced (the kubelet's sync period)
+VOLUME_CHECK_SECONDS = 10.0  # emptyDir sizeLimit checked (the eviction manager's monitoring interval)
 
 __all__ = ["EventSink", "PodWorker", "grace_seconds"]
 
@@ -104,9 +109,12 @@ class PodWorker:
         services: Callable[[dict[str, Any]], list[dict[str, Any]]],
         networking: NodeNetworking | None = None,
         rejection: Rejection | None = None,
+        volume_check_seconds: float = VOLUME_CHECK_SECONDS,
+        volume_refresh_seconds: float = VOLUME_REFRESH_SECONDS,
     ) -> None:
         """`networking` None: every pod on the host network, no hosts/resolv.conf files (see
-        `networking`).  `rejection`: the manager did not admit the pod."""
+        `networking`).  `rejection`: the manager did not admit the pod.  Volumes live under
+        ``<log_root>/<uid>/volumes`` (`kubelite.agent.volumes`)."""
         meta = pod.get("metadata") or {}
         self.uid = str(meta.get("uid", ""))
         self.name = str(meta.get("name", ""))
@@ -139,6 +147,13 @@ class PodWorker:
         if self.rejection is not None:
             self._terminal = True
         self._waiting_network = False
+        self.volumes = PodVolumes(
+            pod, client=client, root=self._log_root / self.uid / "volumes", clock=clock, node_name=node_name
+        )
+        self._volume_check_seconds = volume_check_seconds
+        self._volume_refresh_seconds = volume_refresh_seconds
+        self._volume_refresh_at = self._volume_check_at = 0.0
+        self._evicted: str | None = None
 
     # -- inputs (called from informer handlers: quick, non-blocking) -----------------------------
 
@@ -201,6 +216,7 @@ class PodWorker:
                 await self._kill_all(0)
                 await self._remove_sandbox()
                 await self._detach_network()
+                await self.volumes.teardown()
                 return
             if (self.pod.get("metadata") or {}).get("deletionTimestamp"):
                 await self._terminate()
@@ -250,12 +266,15 @@ class PodWorker:
         kept = await restore(self._runtime, self.uid, self.all_slots, keep_stopped=self._terminal)
         if kept is not None:
             self.sandbox_id, self._sandbox_ready = kept.id, kept.state == SandboxState.READY
+            running: list[tuple[Slot, str]] = []
             for slot in self.all_slots:
                 if slot.running and slot.current is not None:
                     self._watch(slot, slot.current.id)
-                    self._start_probers(slot, slot.current.id)
+                    running.append((slot, slot.current.id))
                 elif slot.exited:
                     slot.exited_at = self._clock.now()
+            if running:
+                self._spawn(self._probe_when_attached(running), "adopted-probes")
         elif not any(slot.attempts for slot in self.all_slots):
             # nothing left in the runtime: attempts continue from the counts the API has
             status = self.pod.get("status") or {}
@@ -275,6 +294,8 @@ class PodWorker:
 
     async def _sync(self) -> None:
         if self._terminal:
+            return
+        if not await self._volume_work():
             return
         if self.sandbox_id is None and not await self._create_sandbox():
             return
@@ -304,6 +325,41 @@ class PodWorker:
         if self.slots and all(s.exited and not s.replace and not s.wants_restart(policy) for s in self.slots):
             await self._finish()
 
+    async def _volume_work(self) -> bool:
+        """Volumes set up (False while one cannot be: a FailedMount event, a retry), configMaps and
+        secrets re-synced every minute, emptyDir sizeLimits checked (an eviction when exceeded)."""
+        now = self._clock.now()
+        if not self.volumes.ready:
+            try:
+                await self.volumes.setup(self.pod)
+            except VolumeSetupError as exc:
+                self._event(None, "Warning", "FailedMount", str(exc))
+                self._schedule(RETRY_SECONDS)
+                return False
+            self._volume_refresh_at = now + self._volume_refresh_seconds
+        elif now >= self._volume_refresh_at:
+            await self.volumes.refresh(self.pod)
+            self._volume_refresh_at = now + self._volume_refresh_seconds
+        volumes = (self.pod.get("spec") or {}).get("volumes") or ()
+        if any((v.get("emptyDir") or {}).get("sizeLimit") for v in volumes):
+            if now >= self._volume_check_at:
+                self._volume_check_at = now + self._volume_check_seconds
+                violation = await asyncio.to_thread(self.volumes.size_limit_violation)
+                if violation is not None:
+                    await self._evict(violation)
+                    return False
+            self._schedule(min(self._volume_check_at, self._volume_refresh_at) - now)
+        elif volumes:
+            self._schedule(self._volume_refresh_at - now)
+        return True
+
+    async def _evict(self, message: str) -> None:
+        """The eviction manager's verdict: kill every container at once, the pod Failed/Evicted."""
+        self._evicted = message
+        self._event(None, "Warning", "Evicted", message)
+        await self._kill_all(0)
+        await self._finish()
+
     async def _ensure_network(self) -> bool:
         """Attach the pod's network; False (and a wake-up once it can work) while the node's is not
         started, or after a failure (an event, and a retry)."""
@@ -318,6 +374,17 @@ class PodWorker:
             self._waiting_network = True
             self._spawn(self._wait_network(), "network")
         return False
+
+    async def _probe_when_attached(self, running: list[tuple[Slot, str]]) -> None:
+        """Probes of adopted containers go to the pod's IP: start them once the pod's network is found again
+        (the node's network starts after the agent does)."""
+        while not (self.net.host_network or self.net.attached):
+            await self.net.wait_ready()
+            if not await self._ensure_network():
+                await self._clock.sleep(RETRY_SECONDS)
+        for slot, container_id in running:
+            if slot.running and slot.current is not None and slot.current.id == container_id:
+                self._start_probers(slot, container_id)
 
     async def _wait_network(self) -> None:
         await self.net.wait_ready()
@@ -410,6 +477,9 @@ class PodWorker:
                 services=self._services(self.pod),
             )
             command = expand_command(slot.spec, env)
+            mounts = await asyncio.to_thread(
+                container_mounts, slot.spec, env, self.volumes.paths, pod_mounts=self.net.mounts
+            )
             config = container_config(
                 self.pod,
                 slot.spec,
@@ -417,7 +487,7 @@ class PodWorker:
                 command=command,
                 env=env,
                 attempt=slot.attempts,
-                mounts=self.net.mounts,
+                mounts=mounts,
             )
             container_id = await self._runtime.create_container(self.sandbox_id, config)
         except (EnvError, ContainerRuntimeError) as exc:
@@ -477,6 +547,7 @@ class PodWorker:
             await self._runtime.stop_pod_sandbox(self.sandbox_id)
         self._sandbox_ready = False
         await self._detach_network()  # nothing runs in it again; the pod keeps reporting its IP
+        await self.volumes.teardown()
 
     # -- container exits and probes ---------------------------------------------------------------
 
@@ -533,6 +604,7 @@ class PodWorker:
         await self._kill_all(grace_seconds(self.pod))
         await self._remove_sandbox()
         await self._detach_network()
+        await self.volumes.teardown()
         await self._write_status(terminal=True)
         await self._writer.delete(lambda: self._gone)
 
@@ -574,7 +646,7 @@ class PodWorker:
         if self.rejection is not None:
             return self._rejected_status()
         waiting = podstatus.POD_INITIALIZING if self.init_slots else podstatus.CONTAINER_CREATING
-        return podstatus.pod_status(
+        status = podstatus.pod_status(
             self.pod,
             init_statuses=[s.api_status(default_waiting=waiting) for s in self.init_slots],
             statuses=[s.api_status(default_waiting=waiting) for s in self.slots],
@@ -585,6 +657,23 @@ class PodWorker:
             start_time=self._start_time,
             pod_ips=self.net.ips,
         )
+        if self._evicted is not None:
+            status.update({"phase": podstatus.FAILED, "reason": "Evicted", "message": self._evicted})
+            before = [c for c in status.get("conditions") or () if c.get("type") == "DisruptionTarget"]
+            status["conditions"] = [c for c in status.get("conditions") or () if c.get("type") != "DisruptionTarget"]
+            status["conditions"].append(
+                before[0]
+                if before
+                else {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": rfc3339(self._clock.utcnow()),
+                    "reason": "TerminationByKubelet",
+                    "message": self._evicted,
+                }
+            )
+        return status
 
     def _rejected_status(self) -> dict[str, Any]:
         """What the kubelet writes for a pod it did not admit: Failed, with the admission's reason; the

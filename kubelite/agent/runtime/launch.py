@@ -28,9 +28,16 @@ The ready report on fd 3 closes a race: `start_container` returns only after PID
 so a stop that follows at once kills everything.  ``sh`` exports ``PWD``/``OLDPWD``; INIT removes
 them again unless the container's environment sets them.
 
-Bind mounts (`ContainerConfig.mounts`) are made by INIT inside the container's own mount namespace, whose
-propagation is private (``--propagation=private``), so none of them is seen on the host; a read-only one
-is remounted ``ro,bind`` at once.  They apply in order (a later mount may sit inside an earlier one); a
+Isolated containers without a `rootfs` run in a root of their own built by INIT in their private mount
+namespace (``--propagation=private``): the host's / as a copy-on-write overlay with /proc new and /sys,
+/dev, /tmp and the host's other file systems bound (`containerroot`); their `ContainerConfig.mounts` go
+in there, missing targets created in the overlay, and ``unshare --root`` enters it before the ready
+report.  So a container never changes the host's files outside its mounts and shared directories.
+Cost, measured here: start ≈ 26 ms instead of ≈ 12 ms (five more small execs).
+
+In a `rootfs`, bind mounts are made by INIT one by one inside the container's own mount namespace, so
+none of them is seen on the host; a read-only one is remounted ``ro,bind`` at once.
+They apply in order (a later mount may sit inside an earlier one); a
 missing source or target ends the start with a message saying which.  Unisolated containers share the
 host's mount namespace: mounts cannot be honoured there and are ignored (the runtime's isolation note
 says so).
@@ -49,6 +56,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubelite.agent.runtime import containerroot
 from kubelite.agent.runtime.interface import ContainerConfig, StartError
 
 __all__ = [
@@ -78,11 +86,33 @@ echo "$c" > "$f"
 exit "$c"
 """
 
-# $1 = mount program, $2 = where to mount a new /proc ("" = do not); $1 = k, then k triples (source,
-# target, "ro" or "rw") to bind-mount; $1 = n, then n cgroup.procs files; $1 = m, then m NAME=VALUE to
-# export; then the command.  Messages go to the container's stderr, which a failed start reports.
+# $1 = mount program, $2 = where to mount a new /proc ("" = do not), or ``+<mount dir>`` to build the
+# container a root of its own there (see `containerroot`).  With a root: $1 = mkdir program, $2 = the root's fstab,
+# $3 = the mounts' fstab, $4 = the working directory inside the root, $5 = j, then j file targets to create.
+# Then $1 = k, then k triples (source, target, "ro" or "rw") to bind-mount one by one (a rootfs); $1 = n,
+# then n cgroup.procs files; $1 = m, then m NAME=VALUE to export; then the command.  Messages go to the
+# container's stderr, which a failed start reports.
 INIT_SCRIPT = """m=$1; p=$2; shift 2
-if [ -n "$p" ]; then "$m" -t proc -o nosuid,nodev,noexec proc "$p" || exit 125; fi
+case $p in +*) r=${p#+} ;; *) r= ;; esac
+if [ -n "$r" ]; then
+  d=$1; f=$2; g=$3; w=$4; j=$5; shift 5
+  "$m" -t tmpfs -o mode=755 tmpfs "$r" || { echo "container root: tmpfs on $r failed" >&2; exit 125; }
+  "$d" "$r/upper" "$r/work" "$r/root" || exit 125
+  printf '%s\\n' "$f" > "$r/fstab" || exit 125
+  "$m" -a -T "$r/fstab" || { echo "container root: mounting the host's file systems failed" >&2; exit 125; }
+  while [ "$j" -gt 0 ]; do
+    if [ ! -e "$1" ]; then
+      [ -d "${1%/*}" ] || "$d" -p "${1%/*}" || exit 125
+      : > "$1" || { echo "mount target ${1#$r/root} cannot be created" >&2; exit 125; }
+    fi
+    shift; j=$((j - 1))
+  done
+  if [ -n "$g" ]; then
+    printf '%s\\n' "$g" > "$r/mounts" || exit 125
+    "$m" -a -T "$r/mounts" || { echo "bind mounts into the container failed" >&2; exit 125; }
+  fi
+  [ -d "$w" ] || "$d" -p "$w" || exit 125
+elif [ -n "$p" ]; then "$m" -t proc -o nosuid,nodev,noexec proc "$p" || exit 125; fi
 n=$1; shift
 while [ "$n" -gt 0 ]; do
   if [ ! -e "$1" ]; then echo "mount source $1 does not exist" >&2; exit 125; fi
@@ -94,6 +124,15 @@ done
 n=$1; shift
 while [ "$n" -gt 0 ]; do echo 0 > "$1" || exit 125; shift; n=$((n - 1)); done
 unset PWD OLDPWD
+n=$1; shift
+while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done
+if [ -z "$r" ]; then echo $$ >&3 && exec 3>&-; fi
+exec "$@"
+"""
+
+# In a container root: run (by ``unshare --root --wd``) inside it, so that an exec right after the
+# start never finds PID 1 still outside.  $1 = m, then m NAME=VALUE to export; then the command.
+ROOTED_SCRIPT = """unset PWD OLDPWD
 n=$1; shift
 while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done
 echo $$ >&3 && exec 3>&-
@@ -136,6 +175,7 @@ class Tools:
     setsid: str | None
     chroot: str | None
     mount: str | None
+    mkdir: str | None = None
 
     @classmethod
     def find(cls) -> Tools:
@@ -147,6 +187,7 @@ class Tools:
             setsid=shutil.which("setsid", path=search),
             chroot=shutil.which("chroot", path=search),
             mount=shutil.which("mount", path=search),
+            mkdir=shutil.which("mkdir", path=search),
         )
 
 
@@ -157,13 +198,18 @@ def init_args(
     mount: str = "",
     proc: str = "",
     binds: Sequence[tuple[str, str, bool]] = (),
+    root: Sequence[str] = (),
 ) -> list[str]:
-    """INIT's arguments before the command; `binds` are (source, target as the host sees it, readonly)."""
+    """INIT's arguments before the command; `binds` are (source, target as the host sees it, readonly),
+    mounted one by one; `root` is ``(mount dir, mkdir, root fstab, mounts fstab, working dir, *files)``
+    for a container root of its own (`containerroot`)."""
     restore = [f"{name}={env[name]}" for name in ("PWD", "OLDPWD") if name in env]
     triples = [part for source, target, ro in binds for part in (source, target, "ro" if ro else "rw")]
+    root_args = [*root[1:5], str(len(root) - 5), *root[5:]] if root else []
     return [
         mount,
-        proc,
+        f"+{root[0]}" if root else proc,
+        *root_args,
         str(len(binds)),
         *triples,
         str(len(procs_files)),
@@ -180,9 +226,10 @@ def mount_targets(config: ContainerConfig) -> list[tuple[str, str, bool]]:
 
 
 def check_mounts(config: ContainerConfig) -> None:
-    """Refuse, before spawning, a mount whose source is missing, or whose target is missing and not
-    inside an earlier mount (there INIT checks it, once the earlier mount is in place).  Raises
-    `StartError`."""
+    """Refuse, before spawning, a mount whose source is missing, or whose target is not of the
+    source's kind (a directory on a file).  In a `rootfs` a target must exist unless it is inside an
+    earlier mount (there INIT checks it, once the earlier mount is in place); in the container root
+    built from the host's (`containerroot`) a missing target is created.  Raises `StartError`."""
     earlier: list[str] = []
     for mount, (source, target, _) in zip(config.mounts, mount_targets(config), strict=True):
         if not mount.container_path.startswith("/"):
@@ -190,6 +237,9 @@ def check_mounts(config: ContainerConfig) -> None:
         if not os.path.exists(source):
             raise StartError(f"mount source {source} does not exist on the node")
         nested = any(target == e or target.startswith(e.rstrip("/") + "/") for e in earlier)
+        if not nested and not os.path.exists(target) and config.rootfs is None:
+            earlier.append(target)
+            continue
         if not nested and not os.path.exists(target):
             raise StartError(f"mount target {mount.container_path} does not exist in the container")
         if not nested and os.path.isdir(source) != os.path.isdir(target):
@@ -290,15 +340,28 @@ def check_startable(config: ContainerConfig, env: Mapping[str, str]) -> None:
             raise StartError(f"rootfs {config.rootfs} has no /bin/sh")
         return
     working_dir = config.working_dir or "/"
-    if not os.path.isdir(working_dir):
+    inside_mount = any(_under(working_dir, m.container_path) for m in config.mounts)
+    if not inside_mount and not os.path.isdir(working_dir):
         raise StartError(f'chdir to cwd ("{working_dir}") set in config.json failed: no such file or directory')
     command = config.command[0]
     if "/" in command:
         candidates = [os.path.join(working_dir, command)]
     else:
         candidates = [os.path.join(working_dir, d or ".", command) for d in env.get("PATH", "").split(":")]
+    if inside_mount and "/" in command:
+        return  # on a volume: only the container sees it
     if not any(os.path.isfile(c) and os.access(c, os.X_OK) for c in candidates):
         raise StartError(f'exec: "{command}": executable file not found in $PATH')
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def root_mount_dir(exit_file: Path) -> Path:
+    """The runtime's one directory every container mounts its root's tmpfs on (in its own mount
+    namespace): ``<runtime root>/container-root``, beside ``containers/<id>/exit``."""
+    return exit_file.parent.parent.parent / "container-root"
 
 
 def container_argv(
@@ -331,14 +394,35 @@ def container_argv(
         enter.append(f"--net={netns_path}")
     unshare = [tools.unshare, "--pid", "--mount", "--propagation=private"]
     proc = "/proc"
-    if config.rootfs is not None:
+    root: list[str] = []
+    binds = mount_targets(config)
+    if config.rootfs is None and tools.mkdir is not None:
+        mount_dir = root_mount_dir(exit_file)
+        mount_dir.mkdir(parents=True, exist_ok=True)
+        new_root = f"{mount_dir}/root"
+        mounts, files = containerroot.bind_fstab(
+            new_root, [(m.host_path, m.container_path, m.readonly) for m in config.mounts]
+        )
+        root = [
+            str(mount_dir),
+            tools.mkdir,
+            containerroot.root_fstab(str(mount_dir)),
+            mounts,
+            new_root + working_dir.rstrip("/"),
+            *files,
+        ]
+        binds, proc = [], ""
+        restore = [f"{name}={env[name]}" for name in ("PWD", "OLDPWD") if name in env]
+        rooted = [tools.sh, "-c", ROOTED_SCRIPT, "sh", str(len(restore)), *restore]
+        command = [tools.unshare, f"--root={new_root}", f"--wd={working_dir}", "--", *rooted, *command]
+    elif config.rootfs is not None:
         if tools.chroot is None:
             raise StartError("chroot (coreutils) is needed to run in a rootfs")
         proc = str(Path(config.rootfs) / "proc")
         command = [tools.chroot, config.rootfs, "/bin/sh", "-c", CHROOT_SCRIPT, "sh", working_dir, *command]
     else:
         unshare.append(f"--wd={working_dir}")
-    args = init_args(procs_files, env, mount=tools.mount, proc=proc, binds=mount_targets(config))
+    args = init_args(procs_files, env, mount=tools.mount, proc=proc, binds=binds, root=root)
     init = [tools.sh, "-c", INIT_SCRIPT, "sh", *args]
     prefix = [tools.nsenter, *enter, "--"] if enter else []
     return [*prefix, *unshare, "--", *shim, *init, *command]

@@ -161,7 +161,8 @@ class ProcessRuntime:
             self._note = (
                 f"containers run unisolated ({impossible or 'isolation turned off'}): they share the host's PID, "
                 "mount, UTS, IPC and network namespaces, their resource limits are not enforced and their "
-                "mounts (the pod's /etc/hosts and /etc/resolv.conf) are not made"
+                "mounts (the pod's /etc/hosts and /etc/resolv.conf, its volumes) are not made: pod volumes are "
+                "materialised under the pod directory on the node but not mounted into containers"
             )
         elif layout.mode == "none":
             self._note = "no writable cgroup hierarchy: container resource limits are not enforced"
@@ -515,7 +516,8 @@ class ProcessRuntime:
     async def wait_container(self, container_id: str) -> ContainerStatus:
         container = self._container(container_id)
         await container.exited.wait()
-        if container.removed:
+        # a waiter that was waiting when the container ended sees its end, even if a remove followed at once
+        if container.removed and container.record.state != ContainerState.EXITED:
             raise NotFoundError(f"container {container_id!r} was removed")
         if container.record.state != ContainerState.EXITED:
             raise ContainerRuntimeError("the runtime was closed")

@@ -12,6 +12,7 @@ Routes (the kubelet's paths; the API server proxies ``pods/{name}/log|exec|attac
     GET /stats/summary                                  the Summary API (JSON; see `kubelite.agent.statsformat`)
     GET /metrics/resource                               resource metrics (Prometheus text), read by the
                                                         API server's metrics scraper
+    GET /metrics                                        the kubelet's own metrics (`agentmetrics`), when given
 
 A request that fails before streaming starts is answered with a `metav1.Status` (code, reason,
 message), as the kubelet does; once a WebSocket is open, failures travel on its error channel.
@@ -32,6 +33,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from kubelite.agent.agentmetrics import AgentMetrics
 from kubelite.agent.runtime.interface import (
     ContainerRuntimeError,
     ContainerState,
@@ -80,8 +82,11 @@ class KubeletServer:
         port: int,
         authorize: Callable[[web.Request], bool] | None = None,
         stats: StatsCollector | None = None,
+        prometheus: AgentMetrics | None = None,
     ) -> None:
+        """`prometheus`: serve the kubelet's ``/metrics`` from it (None: no such path)."""
         self.runtime = runtime
+        self.prometheus = prometheus
         self.stats = stats if stats is not None else StatsCollector(runtime)
         self.pods = pods
         self.ssl_context = ssl_context
@@ -129,6 +134,8 @@ class KubeletServer:
         app.router.add_get("/stats/summary", self.stats_summary)
         app.router.add_get("/stats/summary/", self.stats_summary)
         app.router.add_get("/metrics/resource", self.metrics_resource)
+        if self.prometheus is not None:
+            app.router.add_get("/metrics", self.prometheus.handle)
         return app
 
     @web.middleware

@@ -1,12 +1,13 @@
 """The default plugins, one module each, and the default profile kube-scheduler 1.32 runs them in.
 
 Filters run in upstream's order (the first rejection decides the reason a node reports):
-NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit.
+NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, then VolumeBinding
+(`volumebinding.py`, appended by the scheduler shell, which also runs its PreBind step).
 Scores and their default weights: TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1
 (LeastAllocated), NodeResourcesBalancedAllocation 1.
 
 Not implemented yet (upstream defaults that are missing): SchedulingGates as a plugin (the queue
-holds gated pods), VolumeRestrictions, NodeVolumeLimits, VolumeBinding, VolumeZone,
+holds gated pods), VolumeRestrictions, NodeVolumeLimits, VolumeZone,
 PodTopologySpread (including the system default spreading constraints), InterPodAffinity,
 ImageLocality, DefaultPreemption as an actor (only its message is reproduced), DefaultBinder.
 """

@@ -219,8 +219,26 @@ def _stateful_set_spec(spec: Mapping[str, Any]) -> list[Cause]:
     causes += field.nonnegative("spec.replicas", spec.get("replicas"))
     causes += field.nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
     causes += _selector_and_template(spec, "statefulset")
-    causes += pods.validate_pod_template(spec.get("template"), "spec.template")
+    causes += pods.validate_pod_template(_with_claim_volumes(spec), "spec.template")
     return causes + _restart_always(spec, "StatefulSet")
+
+
+def _with_claim_volumes(spec: Mapping[str, Any]) -> Any:
+    """The template as its pods will have it: each volumeClaimTemplate becomes a claim volume, so volumeMounts
+    may name them (upstream skips the template's pod spec validation for this reason; we check the union)."""
+    template = spec.get("template")
+    claims = [c for c in spec.get("volumeClaimTemplates") or () if isinstance(c, Mapping)]
+    if not isinstance(template, Mapping) or not claims:
+        return template
+    template_spec = dict(template.get("spec") or {})
+    volumes = list(template_spec.get("volumes") or ())
+    taken = {v.get("name") for v in volumes if isinstance(v, Mapping)}
+    for claim in claims:
+        name = (claim.get("metadata") or {}).get("name")
+        if name and name not in taken:
+            volumes.append({"name": name, "persistentVolumeClaim": {"claimName": name}})
+    template_spec["volumes"] = volumes
+    return {**template, "spec": template_spec}
 
 
 STATEFUL_SET_MUTABLE = (
