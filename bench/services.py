@@ -1,4 +1,5 @@
-"""Service proxy benchmark, inside network namespaces made for it (kubelite.proxy.lab): nothing leaves the machine.
+"""Service proxy benchmark, inside network namespaces made for it (kubelite.testing.servicelab): nothing leaves
+the machine.
 
     sudo .venv/bin/python bench/services.py [--changes 20] [--connections 300] [--megabytes 200]
 
@@ -22,9 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kubelite.client.interface import builtin
-from kubelite.proxy.lab import Pod, ServiceLab, eventually, running_proxy, service_object, slice_object
 from kubelite.proxy.sockets import SocketFactory
 from kubelite.testing.fake_client import FakeClient
+from kubelite.testing.servicelab import Pod, ServiceLab, eventually, running_proxy, service_object, slice_object
 
 SERVICES = builtin("", "services")
 SLICES = builtin("discovery.k8s.io", "endpointslices")

@@ -62,16 +62,22 @@ def kubectl_popen(server: ServerProcess, *args: str, **kwargs: Any) -> subproces
     return subprocess.Popen([*netns_exec_prefix(server.client_netns), KUBECTL, *args], env=env, text=True, **kwargs)
 
 
-async def eventually(check: Callable[[], Any], *, timeout: float = 30.0, every: float = 0.1) -> Any:
-    """The async `wait_for`: `check` may be sync or return an awaitable; its first truthy result."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return result
-            await asyncio.sleep(every)
+async def eventually(check: Callable[[], Any], what: str = "", *, timeout: float = 30.0, every: float = 0.1) -> Any:
+    """The async `wait_for`: `check` may be sync or return an awaitable; its first truthy result.  With `what`,
+    running out of time is an AssertionError naming it (else the TimeoutError itself)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                result = check()
+                if asyncio.iscoroutine(result):
+                    result = await result
+                if result:
+                    return result
+                await asyncio.sleep(every)
+    except TimeoutError:
+        if what:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+        raise
 
 
 async def kubectl_async(server: ServerProcess, *args: str, **options: Any) -> subprocess.CompletedProcess[str]:

@@ -240,7 +240,8 @@ def test_killed_agent_restarts_without_orphans(cluster: Cluster) -> None:
     keep = _running(cluster, ["keep"])["keep"]
     assert keep["status"]["containerStatuses"][0]["restartCount"] == 0  # adopted, not started again
     cluster.kubectl("delete", "pod", "keep")
-    assert not _pids_with(markers["keep"])
+    # the process goes too (seen to outlive the pod object by a moment when the pod was adopted: see the note)
+    wait_for(lambda: not _pids_with(markers["keep"]), timeout=15, what="the adopted pod's process to be gone")
 
 
 def test_daemonset_runs_one_pod_per_node_and_follows_nodes_joining_and_leaving(cluster: Cluster) -> None:

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import json
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from kubelite.controllers.persistentvolume import (
     PVProtectionController,
 )
 from kubelite.machinery.errors import ApiError
+from kubelite.testing.cluster import eventually
 from kubelite.testing.server import ServerProcess
 
 PVS = builtin("", "persistentvolumes")
@@ -65,18 +66,6 @@ async def controllers(server: ServerProcess) -> AsyncIterator[HttpClient]:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
     await asyncio.sleep(0.1)
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str) -> T:
-    try:
-        async with asyncio.timeout(WAIT):
-            while True:
-                found = await check()
-                if found:
-                    return found
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 async def get(client: HttpClient, resource: Any, name: str, ns: str | None = None) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""The proxy in nftables mode against a FakeClient, inside a node namespace with two pods (kubelite.proxy.lab):
+"""The proxy in nftables mode against a FakeClient, inside a node namespace with two pods (kubelite.testing.servicelab):
 real packets through the rules it writes."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from kubelite.client.interface import builtin
-from kubelite.proxy.lab import GATEWAY, ServiceLab, eventually, running_proxy
-from kubelite.proxy.lab import service_object as service
-from kubelite.proxy.lab import slice_object as endpoint_slice
 from kubelite.testing.fake_client import FakeClient
 from kubelite.testing.netns import skip_reason
+from kubelite.testing.servicelab import GATEWAY, ServiceLab, eventually, running_proxy
+from kubelite.testing.servicelab import service_object as service
+from kubelite.testing.servicelab import slice_object as endpoint_slice
 
 SERVICES = builtin("", "services")
 SLICES = builtin("discovery.k8s.io", "endpointslices")

@@ -1,4 +1,5 @@
-"""The proxy in userspace mode against a FakeClient, inside a node namespace with two pods (kubelite.proxy.lab):
+"""The proxy in userspace mode against a FakeClient, inside a node namespace with two pods
+(kubelite.testing.servicelab):
 ClusterIPs on the dummy interface, NodePorts on 0.0.0.0, affinity, retries, listeners following the API."""
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from collections.abc import Iterator
 import pytest
 
 from kubelite.client.interface import builtin
-from kubelite.proxy.lab import ServiceLab, eventually, running_proxy
-from kubelite.proxy.lab import service_object as service
-from kubelite.proxy.lab import slice_object as endpoint_slice
 from kubelite.proxy.userspace import DUMMY_INTERFACE
 from kubelite.testing.fake_client import FakeClient
 from kubelite.testing.netns import skip_reason
+from kubelite.testing.servicelab import ServiceLab, eventually, running_proxy
+from kubelite.testing.servicelab import service_object as service
+from kubelite.testing.servicelab import slice_object as endpoint_slice
 
 SERVICES = builtin("", "services")
 SLICES = builtin("discovery.k8s.io", "endpointslices")

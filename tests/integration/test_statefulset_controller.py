@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ from kubelite.controllers.base import ControllerContext
 from kubelite.controllers.podutil import is_ready
 from kubelite.controllers.statefulset import StatefulSetController
 from kubelite.machinery.meta import now, rfc3339
+from kubelite.testing.cluster import eventually, kubectl_async
 from kubelite.testing.server import ServerProcess
 
 SETS = builtin("apps", "statefulsets")
@@ -56,20 +57,8 @@ async def controller_against(server: ServerProcess) -> AsyncIterator[HttpClient]
     await asyncio.sleep(0.1)  # let closed TLS connections finish closing before the loop ends
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, *, timeout: float = WAIT) -> T:
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                if result := await check():
-                    return result
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-
-
 async def kubectl(server: ServerProcess, *args: str, input: str | None = None) -> str:
-    result = await asyncio.to_thread(server.kubectl, *args, input=input)
-    return result.stdout
+    return (await kubectl_async(server, *args, input=input)).stdout
 
 
 def manifest(image: str, *, cause: str, replicas: int = 2) -> str:

@@ -11,11 +11,11 @@ import pytest
 
 from kubelite.client.interface import builtin
 from kubelite.proxy.commands import CommandError
-from kubelite.proxy.lab import service_object, slice_object
 from kubelite.proxy.model import ServicePortName, ServicePortPlan
 from kubelite.proxy.proxy import ProxyConfig, run_proxy
 from kubelite.testing.fake_client import FakeClient
 from kubelite.testing.fake_clock import FakeClock
+from kubelite.testing.servicelab import service_object, slice_object
 
 SERVICES = builtin("", "services")
 SLICES = builtin("discovery.k8s.io", "endpointslices")
